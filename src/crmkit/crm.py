@@ -1,0 +1,291 @@
+"""The CRM facade and :func:`connect`."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from importlib.metadata import EntryPoint, entry_points
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+from crmkit.entities import (
+    ENTITY_TYPES,
+    Account,
+    Article,
+    AuditEntry,
+    Campaign,
+    CampaignMember,
+    Contact,
+    Deal,
+    Entity,
+    Interaction,
+    Pipeline,
+    Role,
+    Segment,
+    Share,
+    Task,
+    Team,
+    Ticket,
+    User,
+)
+from crmkit.errors import BackendError, CRMError, ValidationError
+from crmkit.events import Event, EventBus
+from crmkit.protocols import Backend
+from crmkit.repository import QueryHook, Repository, WriteHook
+
+if TYPE_CHECKING:
+    from crmkit.permissions import UserView
+
+__all__ = ["CRM", "available_backends", "connect"]
+
+E = TypeVar("E", bound=Entity)
+
+ENTRY_POINT_GROUP = "crmkit.backends"
+
+
+def _utc_now() -> dt.datetime:
+    now = dt.datetime.now(dt.UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+class CRM:
+    """One CRM: a backend plus the services that work on it.
+
+    Each collection is a :class:`crmkit.repository.Repository` attribute: ``crm.contacts``,
+    ``crm.accounts``, ``crm.interactions``, ``crm.deals``... Use :func:`connect` to make one.
+    A CRM is safe to share between threads.
+    """
+
+    accounts: Repository[Account]
+    contacts: Repository[Contact]
+    interactions: Repository[Interaction]
+    tasks: Repository[Task]
+    pipelines: Repository[Pipeline]
+    deals: Repository[Deal]
+    tickets: Repository[Ticket]
+    segments: Repository[Segment]
+    campaigns: Repository[Campaign]
+    campaign_members: Repository[CampaignMember]
+    articles: Repository[Article]
+    users: Repository[User]
+    teams: Repository[Team]
+    roles: Repository[Role]
+    shares: Repository[Share]
+    audit_log: Repository[AuditEntry]
+
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        clock: Callable[[], dt.datetime] | None = None,
+        default_region: str = "US",
+    ) -> None:
+        from crmkit.normalize import EntityNormalizer, Normalizer
+
+        self.backend = backend
+        self.events = EventBus()
+        self._clock = clock or _utc_now
+        self._local = threading.local()
+        #: Normalization rules (``default_region`` reads national phone numbers).
+        self.normalizer = Normalizer(default_region)
+        entities = EntityNormalizer(self.normalizer)
+        self._write_hooks: list[WriteHook] = [entities]
+        self._query_hooks: list[QueryHook] = [entities.query]
+        self._repositories: dict[str, Repository[Any]] = {}
+        for name, entity in ENTITY_TYPES.items():
+            repo: Repository[Any] = Repository(self, backend.store(entity))
+            self._repositories[name] = repo
+            setattr(self, name, repo)
+
+    def __repr__(self) -> str:
+        return f"<CRM on {self.backend.name}>"
+
+    # --- the repository context -----------------------------------------------------------
+
+    def now(self) -> dt.datetime:
+        """The current time (UTC, millisecond precision) from the CRM's clock."""
+        value = self._clock()
+        if value.tzinfo is None:
+            raise ValidationError("clock", value, "must return timezone-aware datetimes")
+        value = value.astimezone(dt.UTC)
+        return value.replace(microsecond=value.microsecond // 1000 * 1000)
+
+    @property
+    def write_hooks(self) -> Sequence[WriteHook]:
+        """Functions every entity passes through before it is stored."""
+        return self._write_hooks
+
+    @property
+    def query_hooks(self) -> Sequence[QueryHook]:
+        """Functions every bound filter passes through before it reaches the backend."""
+        return self._query_hooks
+
+    @property
+    def listening(self) -> bool:
+        """True when an event subscriber exists."""
+        return self.events.active
+
+    def emit(self, event: Event) -> None:
+        """Queue ``event`` for publication when the current transaction commits."""
+        pending: list[Event] | None = getattr(self._local, "pending", None)
+        if pending is None:
+            self.events.publish([event])
+        else:
+            pending.append(event)
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """All or nothing: commit on normal exit, roll back everything on an exception.
+
+        Nested transactions are savepoints: an exception that leaves an inner block undoes
+        only that block's writes (if the outer block catches it). Events are published after
+        the outermost transaction commits, never for rolled-back changes.
+        """
+        local = self._local
+        outer = getattr(local, "pending", None) is None
+        if outer:
+            local.pending = []
+        mark = len(local.pending)
+        try:
+            with self.backend.transaction():
+                yield
+        except BaseException:
+            del local.pending[mark:]
+            if outer:
+                local.pending = None
+            raise
+        if outer:
+            pending, local.pending = local.pending, None
+            if pending:
+                self.events.publish(pending)
+
+    # --- views ----------------------------------------------------------------------------
+
+    def as_user(self, user: User | str) -> UserView:
+        """This CRM as ``user`` (a :class:`User` or its id) sees it: same API, every read
+        filtered in the database by the user's permissions, every write checked and audited.
+
+        Raises ``NotFound`` for an unknown user id. See :mod:`crmkit.permissions`.
+        """
+        from crmkit.permissions import UserView
+
+        if isinstance(user, str):
+            user = self.users.get(user)
+        elif user.id is None:
+            raise ValidationError("user", user, "must be a stored user (it has no id)")
+        else:
+            user = self.users.get(user.id)  # the stored roles and teams, not a caller's copy
+        return UserView(self, user)
+
+    # --- misc -----------------------------------------------------------------------------
+
+    def repository(self, entity: type[E] | str) -> Repository[E]:
+        """The repository of an entity type or collection name (``"contacts"``)."""
+        name = entity if isinstance(entity, str) else entity.collection
+        try:
+            return cast(Repository[E], self._repositories[name])
+        except KeyError:
+            raise ValidationError("collection", entity, "is not a crmkit collection") from None
+
+    @property
+    def repositories(self) -> dict[str, Repository[Any]]:
+        """Every repository by collection name."""
+        return dict(self._repositories)
+
+    def create_schema(self) -> None:
+        """Create the backend's tables/collections and indexes if missing (idempotent)."""
+        self.backend.create_schema()
+
+    def upgrade_schema(self) -> None:
+        """Bring an existing database's schema up to this crmkit version.
+
+        Backends with migrations (SQL: Alembic) apply them; others create what is missing.
+        """
+        upgrade = getattr(self.backend, "upgrade_schema", None)
+        if upgrade is None:
+            self.backend.create_schema()
+        else:
+            upgrade()
+
+    def close(self) -> None:
+        """Release the backend's connections and files."""
+        self.backend.close()
+
+    def __enter__(self) -> CRM:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def available_backends() -> dict[str, EntryPoint]:
+    """Backend factories by URL scheme, from the ``crmkit.backends`` entry-point group."""
+    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def _load(ep: EntryPoint) -> Any:
+    try:
+        return ep.load()
+    except ImportError as exc:
+        raise BackendError(
+            f"backend {ep.name!r} needs an optional dependency that is not installed "
+            f"({exc.name}); install crmkit with the matching extra, e.g. 'crmkit[sql]'"
+        ) from exc
+
+
+def connect(target: Any, /, **options: Any) -> CRM:
+    """Open a CRM on a storage URL or an existing connection object.
+
+    ``target`` is a URL whose scheme picks the backend (``memory://``, ``sqlite:///crm.db``,
+    ``postgresql+psycopg://...``, ``mongodb://host/db``, ``mongomock://``), or an object a
+    backend accepts (a SQLAlchemy ``Engine``/``Connection``/``Session``, a pymongo
+    ``Database``). Backends come from the ``crmkit.backends`` entry-point group, so third
+    parties add schemes the same way crmkit's own backends do.
+
+    CRM options: ``default_region`` (ISO country code whose conventions read national
+    phone numbers, default ``"US"``) and ``clock`` (a function returning the current aware
+    datetime). Other options go to the backend.
+
+    Raises ``ValidationError`` for an unknown scheme or object, ``BackendError`` when the
+    backend cannot open.
+
+    >>> crm = connect("memory://")
+    """
+    clock = options.pop("clock", None)
+    crm_options = {k: options.pop(k) for k in ("default_region",) if k in options}
+    backends = available_backends()
+    if isinstance(target, str):
+        scheme = target.partition("://")[0].partition("+")[0].lower()
+        if "://" not in target or scheme not in backends:
+            known = ", ".join(sorted(backends)) or "none installed"
+            raise ValidationError("url", target, f"has no known backend scheme (known: {known})")
+        factory = _load(backends[scheme])
+    else:
+        factory = None
+        for ep in backends.values():
+            try:
+                candidate = ep.load()
+            except ImportError:
+                continue
+            accepts = getattr(candidate, "accepts", None)
+            if accepts is not None and accepts(target):
+                factory = candidate
+                break
+        if factory is None:
+            raise ValidationError(
+                "target", target, "is neither a URL nor a connection object a backend accepts"
+            )
+    try:
+        backend = factory(target, **options)
+    except CRMError:
+        raise
+    except TypeError as exc:
+        raise ValidationError(
+            "options", options, f"are not accepted by the backend ({exc})"
+        ) from exc
+    try:
+        return CRM(backend, clock=clock, **crm_options)
+    except BaseException:
+        backend.close()
+        raise

@@ -1,0 +1,514 @@
+"""Field declarations shared by every entity: converters that validate at the boundary.
+
+Each factory returns an ``attrs.field`` whose converter turns acceptable input into the
+stored form (tuples for lists, :class:`FrozenDict` for mappings, UTC datetimes truncated to
+milliseconds, ``StrEnum`` members) and raises :class:`crmkit.ValidationError` naming the
+entity, the field, the value and the reason for anything else.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import math
+from collections.abc import Callable, Iterator, Mapping
+from decimal import Decimal, InvalidOperation
+from typing import Any, TypeVar
+
+import attrs
+
+from crmkit.errors import ValidationError
+
+__all__ = ["FrozenDict"]
+
+E = TypeVar("E", bound=enum.Enum)
+T = TypeVar("T")
+
+#: Scalars a custom field may hold (lists of them become tuples). Typed custom fields
+#: (dates, decimals) are stored in these plain forms so every backend can query them alike.
+JSON_SCALARS = (str, int, float, bool)
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
+class FrozenDict(Mapping[str, Any]):
+    """An immutable, hashable mapping used for ``custom`` and ``external_ids``.
+
+    The standard library has no immutable mapping (``MappingProxyType`` wraps a mutable
+    dict and is not hashable), and entities must never share mutable state with storage.
+    """
+
+    __slots__ = ("_data", "_hash")
+
+    def __init__(self, data: Mapping[str, Any] | None = None) -> None:
+        self._data: dict[str, Any] = dict(data) if data else {}
+        self._hash: int | None = None
+
+    def __getitem__(self, key: str) -> Any:
+        return self._data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __hash__(self) -> int:
+        if self._hash is None:
+            self._hash = hash(frozenset(self._data.items()))
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, FrozenDict):
+            return self._data == other._data
+        if isinstance(other, Mapping):
+            return self._data == dict(other)
+        return NotImplemented
+
+    def __repr__(self) -> str:
+        return f"FrozenDict({self._data!r})"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a plain (mutable) ``dict`` copy, recursively thawing nested values."""
+        return {k: thaw(v) for k, v in self._data.items()}
+
+
+def thaw(value: Any) -> Any:
+    """Turn frozen containers back into plain ``dict`` / ``list`` (for serialization)."""
+    if isinstance(value, FrozenDict):
+        return value.to_dict()
+    if isinstance(value, tuple):
+        return [thaw(v) for v in value]
+    return value
+
+
+def _where(instance: Any, field: attrs.Attribute[Any]) -> str:
+    return f"{type(instance).__name__.lower()}.{field.name}"
+
+
+def _fail(instance: Any, field: attrs.Attribute[Any], value: Any, reason: str) -> ValidationError:
+    return ValidationError(_where(instance, field), value, reason)
+
+
+def _converter(fn: Callable[[Any, str], Any]) -> attrs.Converter[Any, Any]:
+    """Wrap ``fn(value, where)`` as an attrs converter that knows its entity and field."""
+
+    def convert(value: Any, instance: Any, field: attrs.Attribute[Any]) -> Any:
+        return fn(value, _where(instance, field))
+
+    return attrs.Converter(convert, takes_self=True, takes_field=True)
+
+
+# --- scalar conversions, each ``(value, where) -> stored value`` ---------------------------
+
+
+def to_text(value: Any, where: str, *, required: bool = False, max_length: int = 10_000) -> Any:
+    if value is None:
+        if required:
+            raise ValidationError(where, value, "is required")
+        return None
+    if not isinstance(value, str):
+        raise ValidationError(where, value, "must be text")
+    if value == "" or value.isspace():
+        if required:
+            raise ValidationError(where, value, "is required and must not be blank")
+        return None
+    if len(value) > max_length:
+        raise ValidationError(where, value, f"is longer than {max_length} characters")
+    if "\x00" in value:
+        raise ValidationError(where, value, "must not contain NUL characters")
+    return value
+
+
+def to_text_tuple(value: Any, where: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str | bytes) or not _iterable(value):
+        raise ValidationError(where, value, "must be a list of text values")
+    out: list[str] = []
+    for i, item in enumerate(value):
+        text = to_text(item, f"{where}[{i}]", required=True)
+        if text not in out:  # lists of emails, phones, tags never hold duplicates
+            out.append(text)
+    return tuple(out)
+
+
+def to_id(value: Any, where: str, *, required: bool = False) -> Any:
+    text = to_text(value, where, required=required, max_length=200)
+    if text is not None and text != text.strip():
+        raise ValidationError(where, value, "is not a valid id (surrounding whitespace)")
+    return text
+
+
+def to_id_tuple(value: Any, where: str) -> tuple[str, ...]:
+    items = to_text_tuple(value, where)
+    for i, item in enumerate(items):
+        to_id(item, f"{where}[{i}]")
+    return items
+
+
+def to_bool(value: Any, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise ValidationError(where, value, "must be true or false")
+    return value
+
+
+def to_int(value: Any, where: str, *, minimum: int | None = None, required: bool = False) -> Any:
+    if value is None:
+        if required:
+            raise ValidationError(where, value, "is required")
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationError(where, value, "must be a whole number")
+    if minimum is not None and value < minimum:
+        raise ValidationError(where, value, f"must be at least {minimum}")
+    return value
+
+
+def to_decimal(
+    value: Any,
+    where: str,
+    *,
+    minimum: Decimal | None = None,
+    maximum: Decimal | None = None,
+    required: bool = False,
+) -> Any:
+    if value is None:
+        if required:
+            raise ValidationError(where, value, "is required")
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
+        raise ValidationError(where, value, "must be a decimal number")
+    try:
+        number = Decimal(str(value).strip()) if not isinstance(value, Decimal) else value
+    except InvalidOperation:
+        raise ValidationError(where, value, "must be a decimal number") from None
+    if not number.is_finite():
+        raise ValidationError(where, value, "must be a finite number")
+    if minimum is not None and number < minimum:
+        raise ValidationError(where, value, f"must be at least {minimum}")
+    if maximum is not None and number > maximum:
+        raise ValidationError(where, value, f"must be at most {maximum}")
+    return number
+
+
+def to_datetime(value: Any, where: str, *, required: bool = False) -> Any:
+    """Aware datetimes (or ISO strings with an offset) -> UTC, truncated to milliseconds.
+
+    Millisecond precision is what every backend can store (BSON dates are milliseconds), so
+    a value reads back exactly as it was written on every backend.
+    """
+    if value is None:
+        if required:
+            raise ValidationError(where, value, "is required")
+        return None
+    if isinstance(value, str):
+        try:
+            value = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise ValidationError(where, value, "is not an ISO 8601 date and time") from None
+    if not isinstance(value, dt.datetime):
+        raise ValidationError(where, value, "must be a timezone-aware datetime")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValidationError(
+            where, value, "must be timezone-aware (naive datetimes are ambiguous)"
+        )
+    value = value.astimezone(dt.UTC)
+    return value.replace(microsecond=value.microsecond // 1000 * 1000)
+
+
+def to_date(value: Any, where: str, *, required: bool = False) -> Any:
+    if value is None:
+        if required:
+            raise ValidationError(where, value, "is required")
+        return None
+    if isinstance(value, str):
+        try:
+            return dt.date.fromisoformat(value.strip())
+        except ValueError:
+            raise ValidationError(where, value, "is not an ISO 8601 date (YYYY-MM-DD)") from None
+    if isinstance(value, dt.datetime) or not isinstance(value, dt.date):
+        raise ValidationError(where, value, "must be a date")
+    return value
+
+
+def to_timedelta(value: Any, where: str) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if not math.isfinite(value):
+            raise ValidationError(where, value, "must be a finite duration")
+        value = dt.timedelta(seconds=value)
+    if not isinstance(value, dt.timedelta):
+        raise ValidationError(where, value, "must be a duration (timedelta or seconds)")
+    if value < dt.timedelta(0):
+        raise ValidationError(where, value, "must not be negative")
+    # whole milliseconds, like datetimes, so every backend stores it exactly
+    return dt.timedelta(milliseconds=round(value / dt.timedelta(milliseconds=1)))
+
+
+def to_enum(enum_type: type[E], value: Any, where: str, *, required: bool = False) -> Any:
+    if value is None:
+        if required:
+            raise ValidationError(where, value, "is required")
+        return None
+    if isinstance(value, enum_type):
+        return value
+    try:
+        return enum_type(value)
+    except ValueError:
+        choices = ", ".join(str(m.value) for m in enum_type)
+        raise ValidationError(where, value, f"is not one of: {choices}") from None
+
+
+def to_plain(value: Any, where: str) -> Any:
+    """A JSON-like value (scalar, list, mapping), frozen; anything else is rejected."""
+    if value is None or isinstance(value, JSON_SCALARS):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValidationError(where, value, "must be a finite number")
+        if isinstance(value, int) and not _INT64_MIN <= value <= _INT64_MAX:
+            # BSON and SQL integers are 64-bit: a larger number could not be stored everywhere
+            raise ValidationError(where, value, "is too large (64-bit whole numbers only)")
+        if isinstance(value, str) and "\x00" in value:
+            raise ValidationError(where, value, "must not contain NUL characters")
+        return value
+    if isinstance(value, list | tuple):
+        items = tuple(to_plain(v, f"{where}[{i}]") for i, v in enumerate(value))
+        if any(v is None or isinstance(v, tuple) for v in items):
+            raise ValidationError(where, value, "lists may only hold text, numbers or booleans")
+        return items
+    raise ValidationError(where, value, "must be text, a number, a boolean or a list of those")
+
+
+def to_json(value: Any, where: str) -> Any:
+    """Any JSON document (nested mappings and lists), deeply frozen; keys are text."""
+    if value is None or isinstance(value, JSON_SCALARS):
+        return to_plain(value, where)
+    if isinstance(value, Mapping):
+        for key in value:
+            if not isinstance(key, str):
+                raise ValidationError(where, key, "is not a text key")
+        return FrozenDict({k: to_json(v, f"{where}.{k}") for k, v in value.items()})
+    if isinstance(value, list | tuple):
+        return tuple(to_json(v, f"{where}[{i}]") for i, v in enumerate(value))
+    raise ValidationError(where, value, f"has a value of unsupported type {type(value).__name__}")
+
+
+_KEY_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
+
+
+def check_key(key: Any, where: str) -> str:
+    """Keys of free-form mappings become query paths and storage keys: keep them plain."""
+    if not isinstance(key, str) or not key or not set(key) <= _KEY_CHARS or len(key) > 64:
+        raise ValidationError(
+            where, key, "is not a valid key (letters, digits, '_' and '-', at most 64)"
+        )
+    return key
+
+
+def to_mapping(value: Any, where: str) -> FrozenDict:
+    if value is None:
+        return FrozenDict()
+    if isinstance(value, FrozenDict):
+        return value
+    if not isinstance(value, Mapping):
+        raise ValidationError(where, value, "must be a mapping of names to values")
+    return FrozenDict(
+        {check_key(k, f"{where} key"): to_plain(v, f"{where}.{k}") for k, v in value.items()}
+    )
+
+
+def to_text_mapping(value: Any, where: str) -> FrozenDict:
+    data = to_mapping(value, where)
+    for key, item in data.items():
+        to_id(item, f"{where}.{key}", required=True)
+    return data
+
+
+def _within(exc: ValidationError, where: str) -> ValidationError:
+    """Re-root a value object's error (``money.currency``) at its field.
+
+    ``money.currency`` raised inside ``Deal.amount`` becomes ``deal.amount.currency``.
+    """
+    _, _, rest = exc.field.partition(".")
+    return ValidationError(f"{where}.{rest}" if rest else where, exc.value, exc.reason)
+
+
+def _iterable(value: Any) -> bool:
+    try:
+        iter(value)
+    except TypeError:
+        return False
+    return not isinstance(value, Mapping)
+
+
+# --- attrs field factories -----------------------------------------------------------------
+
+
+def converted(fn: Callable[[Any, str], Any], *, kind: str) -> Any:
+    """A required field converted by ``fn(value, where)``, queried as ``kind``."""
+    return attrs.field(converter=_converter(fn), metadata={"kind": kind})
+
+
+def text(*, required: bool = False, max_length: int = 10_000) -> Any:
+    """An optional (or required) text field; blank text is stored as ``None``."""
+    conv = _converter(lambda v, w: to_text(v, w, required=required, max_length=max_length))
+    meta = {"kind": "text"}
+    if required:
+        return attrs.field(converter=conv, metadata=meta)
+    return attrs.field(default=None, converter=conv, metadata=meta)
+
+
+def ref(*, required: bool = False, default: str | None = None) -> Any:
+    """The id of another record (or another short identifier such as a stage key)."""
+    conv = _converter(lambda v, w: to_id(v, w, required=required))
+    meta = {"kind": "text", "ref": True}
+    if default is not None:
+        return attrs.field(default=default, converter=conv, metadata=meta)
+    if required:
+        return attrs.field(converter=conv, metadata=meta)
+    return attrs.field(default=None, converter=conv, metadata=meta)
+
+
+def text_list() -> Any:
+    """A list of distinct text values, stored as a tuple (first is primary)."""
+    return attrs.field(
+        factory=tuple, converter=_converter(to_text_tuple), metadata={"kind": "text_list"}
+    )
+
+
+def ref_list() -> Any:
+    """A list of distinct record ids, stored as a tuple."""
+    return attrs.field(
+        factory=tuple,
+        converter=_converter(to_id_tuple),
+        metadata={"kind": "text_list", "ref": True},
+    )
+
+
+def flag(default: bool = False) -> Any:
+    """A boolean field."""
+    return attrs.field(default=default, converter=_converter(to_bool), metadata={"kind": "bool"})
+
+
+def integer(*, minimum: int | None = None, default: int | None = None) -> Any:
+    """A whole number; optional unless it has a default."""
+    required = default is not None
+    return attrs.field(
+        default=default,
+        converter=_converter(lambda v, w: to_int(v, w, minimum=minimum, required=required)),
+        metadata={"kind": "int"},
+    )
+
+
+def decimal(
+    *, minimum: Decimal | None = None, maximum: Decimal | None = None, required: bool = False
+) -> Any:
+    """An optional decimal number."""
+    conv = _converter(
+        lambda v, w: to_decimal(v, w, minimum=minimum, maximum=maximum, required=required)
+    )
+    meta = {"kind": "decimal"}
+    if required:
+        return attrs.field(converter=conv, metadata=meta)
+    return attrs.field(default=None, converter=conv, metadata=meta)
+
+
+def timestamp(*, required: bool = False) -> Any:
+    """A timezone-aware datetime, stored in UTC with millisecond precision."""
+    conv = _converter(lambda v, w: to_datetime(v, w, required=required))
+    meta = {"kind": "datetime"}
+    if required:
+        return attrs.field(converter=conv, metadata=meta)
+    return attrs.field(default=None, converter=conv, metadata=meta)
+
+
+def day() -> Any:
+    """An optional calendar date."""
+    return attrs.field(default=None, converter=_converter(to_date), metadata={"kind": "date"})
+
+
+def duration() -> Any:
+    """An optional non-negative duration (``timedelta``; numbers are seconds)."""
+    return attrs.field(
+        default=None, converter=_converter(to_timedelta), metadata={"kind": "duration"}
+    )
+
+
+def choice(enum_type: type[E], *, default: Any = None, required: bool = False) -> Any:
+    """A value from ``enum_type`` (a ``StrEnum``: the plain string is accepted too)."""
+    conv = _converter(lambda v, w: to_enum(enum_type, v, w, required=required))
+    meta = {"kind": "text", "choices": enum_type}
+    if required and default is None:
+        return attrs.field(converter=conv, metadata=meta)
+    return attrs.field(default=default, converter=conv, metadata=meta)
+
+
+def mapping() -> Any:
+    """A free-form mapping of names to JSON-like values (``custom``)."""
+    return attrs.field(
+        factory=FrozenDict, converter=_converter(to_mapping), metadata={"kind": "mapping"}
+    )
+
+
+def json_document() -> Any:
+    """A nested JSON document (a stored query rule); not queryable."""
+    return attrs.field(factory=FrozenDict, converter=_converter(to_json), metadata={"kind": "json"})
+
+
+def text_mapping() -> Any:
+    """A mapping of names to text values (``external_ids``: source -> id)."""
+    return attrs.field(
+        factory=FrozenDict, converter=_converter(to_text_mapping), metadata={"kind": "text_mapping"}
+    )
+
+
+def value_object(cls: type[T], *, factory: Callable[[], T] | None = None) -> Any:
+    """An optional embedded value object (``Address``, ``Money``); mappings are accepted."""
+
+    def conv(value: Any, where: str) -> Any:
+        if value is None or isinstance(value, cls):
+            return value
+        if isinstance(value, Mapping):
+            try:
+                return cls(**value)
+            except TypeError as exc:
+                raise ValidationError(
+                    where, value, f"has unknown or missing parts ({exc})"
+                ) from None
+            except ValidationError as exc:
+                raise _within(exc, where) from None
+        raise ValidationError(where, value, f"must be a {cls.__name__}")
+
+    meta = {"kind": "object", "type": cls}
+    if factory is not None:
+        return attrs.field(factory=factory, converter=_converter(conv), metadata=meta)
+    return attrs.field(default=None, converter=_converter(conv), metadata=meta)
+
+
+def value_list(cls: type[T]) -> Any:
+    """A list of embedded value objects (``Stage`` in a ``Pipeline``), stored as a tuple."""
+
+    def conv(value: Any, where: str) -> tuple[T, ...]:
+        if value is None:
+            return ()
+        if isinstance(value, str | bytes | Mapping) or not _iterable(value):
+            raise ValidationError(where, value, f"must be a list of {cls.__name__}")
+        out: list[T] = []
+        for i, item in enumerate(value):
+            if isinstance(item, Mapping):
+                try:
+                    item = cls(**item)
+                except ValidationError as exc:
+                    raise _within(exc, f"{where}[{i}]") from None
+                except TypeError as exc:
+                    raise ValidationError(
+                        f"{where}[{i}]", item, f"is not a {cls.__name__} ({exc})"
+                    ) from None
+            if not isinstance(item, cls):
+                raise ValidationError(f"{where}[{i}]", item, f"must be a {cls.__name__}")
+            out.append(item)
+        return tuple(out)
+
+    return attrs.field(
+        factory=tuple, converter=_converter(conv), metadata={"kind": "objects", "type": cls}
+    )

@@ -1,0 +1,665 @@
+"""Permissions: roles, record scopes, teams, shares and field-level security.
+
+A user's view of the CRM (``crm.as_user(user_id)``) has the same API as the CRM itself,
+but every repository in it is a :class:`ScopedRepository`:
+
+- reads add the user's scope to the filter, so the database does the filtering (counts,
+  paging and streaming included) — nothing is filtered after loading;
+- fields hidden from the user come back empty (``None``, ``()``, or the key left out of
+  ``custom``) and may not be used to filter or sort (``PermissionDenied``);
+- ``get`` of a record outside the scope raises ``NotFound``: the view does not reveal that
+  the record exists;
+- writes are checked against the scope before and after the change: a user cannot create,
+  change or delete outside their scope, move a record into or out of someone else's
+  scope, or set a hidden or read-only field (``PermissionDenied``, nothing written);
+- every write through a view appends an :class:`~crmkit.entities.access.AuditEntry` with
+  the acting user, in the same transaction.
+
+The model, deny-by-default:
+
+- a :class:`~crmkit.User` has roles (``role_ids``) and teams (``team_ids``); ``admin``
+  grants everything; an inactive user is granted nothing;
+- a :class:`~crmkit.Role` maps ``collection -> action -> scope`` with actions ``create``,
+  ``read``, ``update``, ``delete`` and scopes ``none``, ``own`` (the record's ``owner_id``
+  is the user), ``team`` (the record's ``team_id`` is one of the user's teams, or its owner
+  is a member of one of them) and ``all``; it can hide fields and make fields read-only per
+  collection (``hidden_fields={"contacts": ["phones", "custom.salary"]}``);
+- several roles combine as the union of their grants: the widest scope wins, and a field
+  stays hidden (or read-only) only if every role that lets the user read the collection
+  hides it;
+- a :class:`~crmkit.entities.access.Share` grants one record to a user or team (``read``,
+  or ``write`` which also allows updating it).
+
+Records of collections without an ``owner_id`` (pipelines, users, teams, roles) are only
+visible with the ``all`` scope or a share.
+
+Services (pipelines, dedupe, segments, reports, timeline, privacy ...) take their
+repositories from the object they are given, so a service reached through a view works
+within that view's permissions.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
+
+import attrs
+
+from crmkit.entities import (
+    Account,
+    Article,
+    Campaign,
+    CampaignMember,
+    Contact,
+    Deal,
+    Entity,
+    FrozenDict,
+    Interaction,
+    Pipeline,
+    Role,
+    Segment,
+    Task,
+    Team,
+    Ticket,
+    User,
+)
+from crmkit.entities._base import _slot_names
+from crmkit.entities.access import Access, AuditAction, AuditEntry, Share
+from crmkit.errors import NotFound, PermissionDenied, ValidationError
+from crmkit.query import And, Cond, Expr, F, Not, Or, Order, OrderSpec, Page
+from crmkit.repository import BulkResult, Rejected, Repository
+
+if TYPE_CHECKING:
+    from crmkit.crm import CRM
+
+__all__ = ["Action", "Grants", "Scope", "ScopedRepository"]
+
+E = TypeVar("E", bound=Entity)
+
+
+class Scope(enum.IntEnum):
+    """How many records a grant covers, narrowest first (so ``max`` is the union)."""
+
+    NONE = 0
+    OWN = 1
+    TEAM = 2
+    ALL = 3
+
+
+class Action(enum.StrEnum):
+    """What a user does to a record."""
+
+    CREATE = "create"
+    READ = "read"
+    UPDATE = "update"
+    DELETE = "delete"
+
+
+_SCOPE_NAMES = {s.name.lower(): s for s in Scope}
+#: Matches no record at all (every record has an id).
+NOTHING: Expr = ~F.id.exists()
+
+
+def _scope(value: Any, where: str) -> Scope:
+    if isinstance(value, str) and value.lower() in _SCOPE_NAMES:
+        return _SCOPE_NAMES[value.lower()]
+    raise ValidationError(where, value, "is not a scope (none, own, team, all)")
+
+
+@attrs.frozen
+class Grants:
+    """What one user may do, combined from their roles (computed when a view is made)."""
+
+    user: User
+    scopes: Mapping[tuple[str, Action], Scope]
+    hidden: Mapping[str, frozenset[str]]
+    readonly: Mapping[str, frozenset[str]]
+
+    @classmethod
+    def of(cls, user: User, roles: Iterable[Role]) -> Grants:
+        """Combine ``roles`` for ``user`` (union of grants; see the module docs)."""
+        scopes: dict[tuple[str, Action], Scope] = {}
+        hidden: dict[str, frozenset[str]] = {}
+        readonly: dict[str, frozenset[str]] = {}
+        if not user.active:
+            return cls(user, {}, {}, {})
+        for role in roles:
+            for collection, actions in role.permissions.items():
+                if not isinstance(actions, Mapping):
+                    raise ValidationError(
+                        f"role.permissions.{collection}", actions, "must map actions to scopes"
+                    )
+                for action_name, scope_name in actions.items():
+                    try:
+                        action = Action(action_name)
+                    except ValueError:
+                        raise ValidationError(
+                            f"role.permissions.{collection}", action_name, "is not an action"
+                        ) from None
+                    scope = _scope(scope_name, f"role.permissions.{collection}.{action_name}")
+                    key = (collection, action)
+                    scopes[key] = max(scopes.get(key, Scope.NONE), scope)
+        readers = list(roles)
+        for collection in {c for c, _ in scopes}:
+            granting = [
+                r
+                for r in readers
+                if _scope(
+                    r.permissions.get(collection, {}).get("read", "none"),
+                    f"role.permissions.{collection}.read",
+                )
+                > Scope.NONE
+            ] or readers
+            hidden[collection] = _common(r.hidden_fields.get(collection, ()) for r in granting)
+            readonly[collection] = _common(r.readonly_fields.get(collection, ()) for r in granting)
+        return cls(user, scopes, hidden, readonly)
+
+    def scope(self, collection: str, action: Action) -> Scope:
+        """The widest scope the user has for ``action`` on ``collection``."""
+        if self.user.admin and self.user.active:
+            return Scope.ALL
+        return self.scopes.get((collection, action), Scope.NONE)
+
+    def hidden_fields(self, collection: str) -> frozenset[str]:
+        """Field paths the user may not see in ``collection``."""
+        if self.user.admin:
+            return frozenset()
+        return self.hidden.get(collection, frozenset())
+
+    def readonly_fields(self, collection: str) -> frozenset[str]:
+        """Field paths the user may see but not change in ``collection``."""
+        if self.user.admin:
+            return frozenset()
+        return self.readonly.get(collection, frozenset())
+
+
+def _common(groups: Iterable[Iterable[str]]) -> frozenset[str]:
+    sets = [frozenset(g) for g in groups]
+    if not sets:
+        return frozenset()
+    out = sets[0]
+    for s in sets[1:]:
+        out &= s
+    return out
+
+
+def _covers(paths: frozenset[str], path: str) -> bool:
+    """True if ``path`` is one of ``paths`` or lies inside / contains one of them."""
+    return any(path == p or path.startswith(p + ".") or p.startswith(path + ".") for p in paths)
+
+
+def _fields_of(expr: Expr | None) -> Iterator[str]:
+    if expr is None:
+        return
+    if isinstance(expr, Cond):
+        yield expr.field
+    elif isinstance(expr, And | Or):
+        for item in expr.items:
+            yield from _fields_of(item)
+    elif isinstance(expr, Not):
+        yield from _fields_of(expr.item)
+
+
+def _order_fields(order_by: OrderSpec) -> list[str]:
+    if order_by is None:
+        return []
+    items = [order_by] if isinstance(order_by, str | Order) else list(order_by)
+    return [(i.field if isinstance(i, Order) else str(i).lstrip("-+")) for i in items]
+
+
+class ScopedRepository(Generic[E]):
+    """A repository as seen by one user: same API as :class:`~crmkit.repository.Repository`.
+
+    Raises ``PermissionDenied`` for a forbidden write or a filter/sort on a hidden field,
+    and ``NotFound`` for records outside the user's read scope.
+    """
+
+    def __init__(self, view: UserView, base: Repository[E]) -> None:
+        self._view = view
+        self._base = base
+        self.entity: type[E] = base.entity
+        self._collection = base.entity.collection
+        names = set(_slot_names(self.entity))
+        self._has_owner = "owner_id" in names
+        self._has_team = "team_id" in names
+
+    def __repr__(self) -> str:
+        return f"<ScopedRepository {self._collection} as {self._view.user.id}>"
+
+    # --- scope ---------------------------------------------------------------------------
+
+    def _scope_filter(self, action: Action) -> Expr | None:
+        """The filter selecting the records ``action`` may touch (None = all of them)."""
+        grants = self._view.grants
+        if not self._view.user.active:
+            return NOTHING
+        scope = grants.scope(self._collection, action)
+        if scope is Scope.ALL:
+            return None
+        parts: list[Expr] = []
+        user_id = self._view.user.id or ""
+        if scope >= Scope.OWN and self._has_owner:
+            parts.append(F.owner_id == user_id)
+        if scope >= Scope.TEAM and (self._has_owner or self._has_team):
+            teams = list(self._view.user.team_ids)
+            if teams and self._has_team:
+                parts.append(F.team_id.in_(teams))
+            members = self._view.team_members()
+            if members and self._has_owner:
+                parts.append(F.owner_id.in_(sorted(members)))
+        if action in (Action.READ, Action.UPDATE):
+            shared = self._view.shared_ids(self._collection, write=action is Action.UPDATE)
+            if shared:
+                parts.append(F.id.in_(sorted(shared)))
+        if not parts:
+            return NOTHING
+        return parts[0] if len(parts) == 1 else Or(tuple(parts))
+
+    def _allows(self, entity: E, action: Action) -> bool:
+        """The same rule as :meth:`_scope_filter`, for one record in hand."""
+        grants = self._view.grants
+        if not self._view.user.active:
+            return False
+        scope = grants.scope(self._collection, action)
+        if scope is Scope.ALL:
+            return True
+        user_id = self._view.user.id
+        owner = getattr(entity, "owner_id", None) if self._has_owner else None
+        team = getattr(entity, "team_id", None) if self._has_team else None
+        if scope >= Scope.OWN and owner is not None and owner == user_id:
+            return True
+        if scope >= Scope.TEAM and (
+            (team is not None and team in self._view.user.team_ids)
+            or (owner is not None and owner in self._view.team_members())
+        ):
+            return True
+        if action in (Action.READ, Action.UPDATE) and entity.id is not None:
+            return entity.id in self._view.shared_ids(
+                self._collection, write=action is Action.UPDATE
+            )
+        return False
+
+    def _restrict(self, where: Expr | None, action: Action = Action.READ) -> Expr | None:
+        hidden = self._view.grants.hidden_fields(self._collection)
+        for path in _fields_of(where):
+            if _covers(hidden, path):
+                raise PermissionDenied(f"{self._collection}.{path} is hidden from this user")
+        scope = self._scope_filter(action)
+        if scope is None:
+            return where
+        return scope if where is None else where & scope
+
+    def _check_order(self, order_by: OrderSpec) -> None:
+        hidden = self._view.grants.hidden_fields(self._collection)
+        for path in _order_fields(order_by):
+            if _covers(hidden, path):
+                raise PermissionDenied(f"{self._collection}.{path} is hidden from this user")
+
+    # --- masking -------------------------------------------------------------------------
+
+    def _mask(self, entity: E) -> E:
+        hidden = self._view.grants.hidden_fields(self._collection)
+        if not hidden:
+            return entity
+        return mask(entity, hidden)
+
+    # --- reads ---------------------------------------------------------------------------
+
+    def get(self, id: str) -> E:
+        """The record, if the user may read it; otherwise ``NotFound``."""
+        found = self._base.find(self._restrict(F.id == id), limit=1)
+        if not found:
+            raise NotFound(self._collection, id)
+        return self._mask(found[0])
+
+    def get_many(self, ids: Iterable[str]) -> list[E]:
+        """The readable records among ``ids``, in the order given."""
+        wanted = list(dict.fromkeys(ids))
+        if not wanted:
+            return []
+        found = {e.id: e for e in self._base.find(self._restrict(F.id.in_(wanted)))}
+        return [self._mask(found[i]) for i in wanted if i in found]
+
+    def find(
+        self,
+        where: Expr | None = None,
+        *,
+        order_by: OrderSpec = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[E]:
+        """Readable records matching ``where`` (see :meth:`Repository.find`)."""
+        self._check_order(order_by)
+        rows = self._base.find(self._restrict(where), order_by=order_by, limit=limit, offset=offset)
+        return [self._mask(e) for e in rows]
+
+    def first(self, where: Expr | None = None, *, order_by: OrderSpec = None) -> E | None:
+        """The first readable record matching ``where``, or ``None``."""
+        found = self.find(where, order_by=order_by, limit=1)
+        return found[0] if found else None
+
+    def page(
+        self,
+        where: Expr | None = None,
+        *,
+        order_by: OrderSpec = None,
+        limit: int = 50,
+        after: str | None = None,
+    ) -> Page:
+        """One page of readable records (see :meth:`Repository.page`)."""
+        self._check_order(order_by)
+        page = self._base.page(self._restrict(where), order_by=order_by, limit=limit, after=after)
+        return Page(tuple(self._mask(e) for e in page.items), page.next_cursor)
+
+    def iterate(
+        self, where: Expr | None = None, *, order_by: OrderSpec = None, batch_size: int = 1000
+    ) -> Iterator[E]:
+        """Stream readable records in bounded memory."""
+        self._check_order(order_by)
+        rows = self._base.iterate(self._restrict(where), order_by=order_by, batch_size=batch_size)
+        return (self._mask(e) for e in rows)
+
+    def count(self, where: Expr | None = None) -> int:
+        """How many readable records match ``where``."""
+        return self._base.count(self._restrict(where))
+
+    def exists(self, where: Expr | None = None) -> bool:
+        """True when a readable record matches ``where``."""
+        return bool(self.find(where, limit=1))
+
+    # --- writes --------------------------------------------------------------------------
+
+    def _deny(self, message: str) -> PermissionDenied:
+        return PermissionDenied(f"{self._view.user.name} ({self._view.user.id}): {message}")
+
+    def _check_new(self, entity: E) -> E:
+        if self._has_owner and getattr(entity, "owner_id", None) is None:
+            entity = _replace(entity, {"owner_id": self._view.user.id})
+        blocked = self._view.grants.hidden_fields(
+            self._collection
+        ) | self._view.grants.readonly_fields(self._collection)
+        if blocked:
+            default = _defaults(self.entity)
+            for path in blocked:
+                if _path_value(entity, path) != _path_value(default, path):
+                    raise self._deny(f"may not set {self._collection}.{path}")
+        if not self._allows(entity, Action.CREATE):
+            raise self._deny(f"may not create this record in {self._collection}")
+        return entity
+
+    def add(self, entity: E | Mapping[str, Any]) -> E:
+        """Create a record in the user's scope (owner defaults to the user)."""
+        checked = self._check_new(self._base._build(entity))
+        with self._view.transaction():
+            stored = self._base.add(checked)
+            self._view.audit(self._collection, stored, AuditAction.CREATE, _set_fields(stored))
+        return self._mask(stored)
+
+    def add_many(
+        self,
+        entities: Iterable[E | Mapping[str, Any]],
+        *,
+        batch_size: int = 1000,
+        on_error: Literal["raise", "collect"] = "raise",
+    ) -> BulkResult[E]:
+        """Create many records, all or nothing with respect to permissions.
+
+        A row the user may not create raises ``PermissionDenied`` and nothing is written,
+        whatever ``on_error`` says; invalid rows follow ``on_error`` as in
+        :meth:`Repository.add_many`.
+        """
+        ready: list[E] = []
+        rejected: list[Rejected] = []
+        for index, item in enumerate(entities):
+            try:
+                ready.append(self._check_new(self._base._build(item)))
+            except ValidationError as exc:
+                if on_error == "raise":
+                    raise
+                rejected.append(Rejected(index, item, tuple(exc.errors)))
+        with self._view.transaction():
+            result = self._base.add_many(ready, batch_size=batch_size, on_error=on_error)
+            for stored in result.added:
+                self._view.audit(self._collection, stored, AuditAction.CREATE, _set_fields(stored))
+        return BulkResult([self._mask(e) for e in result.added], rejected + result.rejected)
+
+    def update(self, entity: E) -> E:
+        """Change a record the user may update, keeping it in their scope.
+
+        Hidden fields keep their stored values (the user's copy has them masked); changing a
+        hidden or read-only field, or moving the record out of the user's update scope,
+        raises ``PermissionDenied``.
+        """
+        if entity.id is None:
+            raise ValidationError(f"{self.entity.__name__.lower()}.id", None, "is required")
+        with self._view.transaction():
+            stored = self._base.get(entity.id)  # unscoped: decide NotFound vs denied here
+            if not self._allows(stored, Action.READ):
+                raise NotFound(self._collection, entity.id)
+            if not self._allows(stored, Action.UPDATE):
+                raise self._deny(f"may not change {self._collection} {entity.id}")
+            grants = self._view.grants
+            hidden = grants.hidden_fields(self._collection)
+            restored: dict[str, Any] = {}
+            masked = mask(stored, hidden) if hidden else stored
+            for path in hidden:
+                if _path_value(entity, path) != _path_value(masked, path):
+                    raise self._deny(f"may not set {self._collection}.{path}")
+            for path in grants.readonly_fields(self._collection):
+                if _path_value(entity, path) != _path_value(stored, path) and not _covers(
+                    hidden, path
+                ):
+                    raise self._deny(f"may not change {self._collection}.{path}")
+            if hidden:
+                restored = {
+                    name: getattr(stored, name) for name in {p.split(".", 1)[0] for p in hidden}
+                }
+                entity = _unmask(entity, stored, hidden, restored)
+            if not self._allows(entity, Action.UPDATE):
+                raise self._deny(f"may not move {self._collection} {entity.id} out of their scope")
+            updated = self._base.update(entity)
+            changed = tuple(
+                n
+                for n in _slot_names(self.entity)
+                if n not in ("version", "updated_at") and getattr(stored, n) != getattr(updated, n)
+            )
+            self._view.audit(self._collection, updated, AuditAction.UPDATE, changed)
+        return self._mask(updated)
+
+    def delete(self, id: str, *, version: int | None = None) -> None:
+        """Delete a record the user may delete (``NotFound`` if they cannot even read it)."""
+        with self._view.transaction():
+            stored = self._base.get(id)
+            if not self._allows(stored, Action.READ):
+                raise NotFound(self._collection, id)
+            if not self._allows(stored, Action.DELETE):
+                raise self._deny(f"may not delete {self._collection} {id}")
+            self._base.delete(id, version=version)
+            self._view.audit(self._collection, stored, AuditAction.DELETE, ())
+
+
+# --- field helpers ------------------------------------------------------------------------
+
+
+def _defaults(entity: type[Any]) -> Any:
+    """An instance with every field at its default, without running validation."""
+    blank = object.__new__(entity)
+    for a in attrs.fields(entity):
+        if a.default is attrs.NOTHING:
+            value = None
+        elif isinstance(a.default, attrs.Factory):  # type: ignore[arg-type]
+            value = a.default.factory()
+        else:
+            value = a.default
+        object.__setattr__(blank, a.name, value)
+    return blank
+
+
+_STORAGE_FIELDS = frozenset({"id", "version", "created_at", "updated_at"})
+
+
+def _set_fields(entity: Any) -> tuple[str, ...]:
+    """Names of the fields a new record sets (differs from the defaults)."""
+    default = _defaults(type(entity))
+    return tuple(
+        n
+        for n in _slot_names(type(entity))
+        if n not in _STORAGE_FIELDS and getattr(entity, n) != getattr(default, n)
+    )
+
+
+def _path_value(entity: Any, path: str) -> Any:
+    value = entity
+    for part in path.split("."):
+        if value is None:
+            return None
+        value = value.get(part) if isinstance(value, Mapping) else getattr(value, part, None)
+    if value == () or (isinstance(value, Mapping) and not value):
+        return None
+    return value
+
+
+def _replace(entity: E, changes: Mapping[str, Any]) -> E:
+    """Copy ``entity`` with some top-level fields replaced, without re-validating it."""
+    clone = object.__new__(type(entity))
+    for name in _slot_names(type(entity)):
+        object.__setattr__(clone, name, changes.get(name, getattr(entity, name)))
+    return clone
+
+
+def mask(entity: E, hidden: frozenset[str]) -> E:
+    """Copy of ``entity`` with the ``hidden`` field paths emptied (values not revealed)."""
+    changes: dict[str, Any] = {}
+    for path in hidden:
+        column, _, key = path.partition(".")
+        current = changes.get(column, getattr(entity, column, None))
+        if not key:
+            changes[column] = _empty(current)
+        elif isinstance(current, Mapping):
+            changes[column] = FrozenDict({k: v for k, v in current.items() if k != key})
+        elif current is not None and attrs.has(type(current)):
+            changes[column] = _replace(current, {key: None})
+    return _replace(entity, changes)
+
+
+def _empty(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return ()
+    if isinstance(value, Mapping):
+        return FrozenDict()
+    if isinstance(value, bool):
+        return False
+    return None
+
+
+def _unmask(entity: E, stored: E, hidden: frozenset[str], columns: Mapping[str, Any]) -> E:
+    """Put the stored values of hidden paths back into the user's (masked) copy."""
+    changes: dict[str, Any] = {}
+    for path in hidden:
+        column, _, key = path.partition(".")
+        if not key:
+            changes[column] = columns[column]
+            continue
+        mine = changes.get(column, getattr(entity, column, None))
+        theirs = getattr(stored, column, None)
+        if isinstance(mine, Mapping) and isinstance(theirs, Mapping):
+            merged = dict(mine)
+            if key in theirs:
+                merged[key] = theirs[key]
+            changes[column] = FrozenDict(merged)
+        elif mine is not None and theirs is not None and attrs.has(type(mine)):
+            changes[column] = _replace(mine, {key: getattr(theirs, key)})
+        else:
+            changes[column] = theirs
+    return _replace(entity, changes)
+
+
+class UserView:
+    """The CRM as one user sees it (``crm.as_user(user_id)``): the same repositories,
+    filtered by the user's permissions. Build it with :meth:`crmkit.CRM.as_user`."""
+
+    accounts: ScopedRepository[Account]
+    contacts: ScopedRepository[Contact]
+    interactions: ScopedRepository[Interaction]
+    tasks: ScopedRepository[Task]
+    pipelines: ScopedRepository[Pipeline]
+    deals: ScopedRepository[Deal]
+    tickets: ScopedRepository[Ticket]
+    segments: ScopedRepository[Segment]
+    campaigns: ScopedRepository[Campaign]
+    campaign_members: ScopedRepository[CampaignMember]
+    articles: ScopedRepository[Article]
+    users: ScopedRepository[User]
+    teams: ScopedRepository[Team]
+    roles: ScopedRepository[Role]
+    shares: ScopedRepository[Share]
+
+    def __init__(self, crm: CRM, user: User) -> None:
+        self.crm = crm
+        self.user = user
+        roles = crm.roles.get_many(user.role_ids)
+        self.grants = Grants.of(user, roles)
+        self.events = crm.events
+        self._members: frozenset[str] | None = None
+        self._repositories: dict[str, ScopedRepository[Any]] = {}
+        for name, repo in crm.repositories.items():
+            if name == "audit_log":
+                continue
+            scoped: ScopedRepository[Any] = ScopedRepository(self, repo)
+            self._repositories[name] = scoped
+            setattr(self, name, scoped)
+
+    def __repr__(self) -> str:
+        return f"<UserView of {self.crm!r} as {self.user.name!r}>"
+
+    def repository(self, entity: type[E] | str) -> ScopedRepository[E]:
+        """The scoped repository of an entity type or collection name."""
+        name = entity if isinstance(entity, str) else entity.collection
+        try:
+            return self._repositories[name]
+        except KeyError:
+            raise ValidationError("collection", entity, "is not visible in a user view") from None
+
+    def transaction(self) -> Any:
+        """The CRM's transaction (see :meth:`crmkit.CRM.transaction`)."""
+        return self.crm.transaction()
+
+    def now(self) -> Any:
+        """The CRM's clock."""
+        return self.crm.now()
+
+    def team_members(self) -> frozenset[str]:
+        """Ids of the users who share a team with this user (including the user)."""
+        if self._members is None:
+            teams = list(self.user.team_ids)
+            members = {self.user.id or ""}
+            if teams:
+                members |= {u.id or "" for u in self.crm.users.find(F.team_ids.in_(teams))}
+            self._members = frozenset(members)
+        return self._members
+
+    def shared_ids(self, collection: str, *, write: bool) -> set[str]:
+        """Ids of ``collection`` records shared with this user or their teams."""
+        who: Expr = F.user_id == (self.user.id or "")
+        if self.user.team_ids:
+            who = who | F.team_id.in_(list(self.user.team_ids))
+        where = (F.record_collection == collection) & who
+        if write:
+            where = where & (F.access == Access.WRITE)
+        return {s.record_id for s in self.crm.repository(Share).find(where)}
+
+    def audit(
+        self, collection: str, entity: Entity, action: AuditAction, changed: Iterable[str]
+    ) -> None:
+        """Append an audit entry for a write by this user (inside the current transaction)."""
+        self.crm.repository(AuditEntry).add(
+            AuditEntry(
+                record_collection=collection,
+                record_id=entity.id or "",
+                action=action,
+                changed=tuple(changed),
+                actor_id=self.user.id,
+                at=self.crm.now(),
+            )
+        )

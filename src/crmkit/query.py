@@ -1,0 +1,651 @@
+"""The query language: filter expressions, ordering and paging.
+
+Build filters with :data:`F`::
+
+    from crmkit.query import F
+    (F.account_id == acme.id) & F.emails.contains("ada@example.com")
+    ~(F.title == "CEO") | F.created_at.within_last(timedelta(days=30))
+
+Semantics (identical on every backend, checked by the conformance suite):
+
+- a missing or ``None`` value never matches a comparison, ``!=`` included;
+- ``~expr`` matches exactly the records ``expr`` does not match (two-valued logic);
+- text comparison is case-sensitive; ``icontains`` compares lower-cased text (Unicode-aware);
+- text orders by Unicode code point; ``None`` sorts last whatever the direction;
+- on a list field (``emails``, ``tags``) ``contains(x)`` means "has the element ``x``",
+  ``icontains``/``startswith`` match when any element does, ``in_`` when any element is
+  one of the values, and ``exists()`` when the list is not empty;
+- a custom field (``F.custom.tier``) compares only with values of the same kind (text with
+  text, numbers with numbers, booleans with booleans).
+
+An expression converts to and from plain JSON-compatible data with :meth:`Expr.to_dict`
+and :func:`from_dict`, so it can be stored (segments). :func:`bind` checks an expression
+against an entity type and is what repositories call before handing it to a backend.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import enum
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import attrs
+
+from crmkit.entities.schema import FieldInfo, field_info
+from crmkit.errors import ValidationError
+
+if TYPE_CHECKING:
+    from crmkit.entities import Entity
+
+__all__ = [
+    "And",
+    "Cond",
+    "Expr",
+    "F",
+    "Field",
+    "Not",
+    "Op",
+    "Or",
+    "Order",
+    "Query",
+    "bind",
+    "from_dict",
+    "parse_order",
+]
+
+
+class Op(enum.StrEnum):
+    """Condition operators. Backends implement all but ``between`` and ``within_last``,
+    which :func:`bind` rewrites into ``ge``/``le`` conditions."""
+
+    EQ = "eq"
+    NE = "ne"
+    LT = "lt"
+    LE = "le"
+    GT = "gt"
+    GE = "ge"
+    IN = "in"
+    CONTAINS = "contains"
+    ICONTAINS = "icontains"
+    STARTSWITH = "startswith"
+    EXISTS = "exists"
+    BETWEEN = "between"
+    WITHIN_LAST = "within_last"
+
+
+COMPARISONS = frozenset({Op.EQ, Op.NE, Op.LT, Op.LE, Op.GT, Op.GE})
+_TEXT_OPS = frozenset({Op.CONTAINS, Op.ICONTAINS, Op.STARTSWITH})
+_ORDERED_KINDS = frozenset({"text", "int", "decimal", "datetime", "date", "duration", "bool"})
+
+
+class Expr:
+    """A filter expression; combine with ``&``, ``|`` and ``~``."""
+
+    __slots__ = ()
+
+    def __and__(self, other: Expr) -> Expr:
+        if not isinstance(other, Expr):
+            return NotImplemented
+        return And(_flatten(And, (self, other)))
+
+    def __or__(self, other: Expr) -> Expr:
+        if not isinstance(other, Expr):
+            return NotImplemented
+        return Or(_flatten(Or, (self, other)))
+
+    def __invert__(self) -> Expr:
+        if isinstance(self, Not):
+            return self.item
+        return Not(self)
+
+    def __bool__(self) -> bool:
+        # ``a == b and c`` or ``if F.x == 1`` is always a mistake with expressions
+        raise TypeError("a crmkit filter has no truth value: combine filters with & | ~")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-compatible data that :func:`from_dict` turns back into this expression."""
+        raise NotImplementedError
+
+
+def _flatten(kind: type[And] | type[Or], items: Iterable[Expr]) -> tuple[Expr, ...]:
+    out: list[Expr] = []
+    for item in items:
+        out.extend(item.items if isinstance(item, kind) else (item,))
+    return tuple(out)
+
+
+@attrs.frozen(eq=True)
+class Cond(Expr):
+    """One condition: ``field`` (a dotted path), an operator and its value."""
+
+    field: str
+    op: Op
+    value: Any = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"field": ..., "op": ..., "value": ...}`` with typed values tagged."""
+        out: dict[str, Any] = {"field": self.field, "op": self.op.value}
+        if self.op is not Op.EXISTS:
+            out["value"] = _encode(self.value)
+        return out
+
+
+@attrs.frozen(eq=True)
+class And(Expr):
+    """All of ``items`` match."""
+
+    items: tuple[Expr, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"and": [...]}``."""
+        return {"and": [i.to_dict() for i in self.items]}
+
+
+@attrs.frozen(eq=True)
+class Or(Expr):
+    """At least one of ``items`` matches."""
+
+    items: tuple[Expr, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"or": [...]}``."""
+        return {"or": [i.to_dict() for i in self.items]}
+
+
+@attrs.frozen(eq=True)
+class Not(Expr):
+    """``item`` does not match (missing values included)."""
+
+    item: Expr
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"not": {...}}``."""
+        return {"not": self.item.to_dict()}
+
+
+class Field:
+    """A field path being built (``F.address.city``); operators make conditions."""
+
+    __slots__ = ("_path",)
+    __hash__ = None  # type: ignore[assignment]  # == builds a condition
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+
+    def __getattr__(self, name: str) -> Field:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return Field(f"{self._path}.{name}")
+
+    def __repr__(self) -> str:
+        return f"F.{self._path}"
+
+    @property
+    def path(self) -> str:
+        """The dotted field path."""
+        return self._path
+
+    def _cond(self, op: Op, value: Any) -> Cond:
+        if value is None or isinstance(value, Field):
+            raise ValidationError(
+                self._path,
+                value,
+                "cannot be compared with None or another field; use .exists() or ~.exists()",
+            )
+        return Cond(self._path, op, _check_value(self._path, value))
+
+    def __eq__(self, value: object) -> Cond:  # type: ignore[override]
+        return self._cond(Op.EQ, value)
+
+    def __ne__(self, value: object) -> Cond:  # type: ignore[override]
+        return self._cond(Op.NE, value)
+
+    def __lt__(self, value: Any) -> Cond:
+        return self._cond(Op.LT, value)
+
+    def __le__(self, value: Any) -> Cond:
+        return self._cond(Op.LE, value)
+
+    def __gt__(self, value: Any) -> Cond:
+        return self._cond(Op.GT, value)
+
+    def __ge__(self, value: Any) -> Cond:
+        return self._cond(Op.GE, value)
+
+    def in_(self, values: Iterable[Any]) -> Cond:
+        """The value is one of ``values`` (for a list field: any element is)."""
+        if isinstance(values, str | bytes | Mapping):
+            raise ValidationError(self._path, values, "in_() takes a list of values")
+        items = tuple(values)
+        for v in items:
+            if v is None:
+                raise ValidationError(self._path, items, "in_() values cannot include None")
+        return Cond(self._path, Op.IN, _check_value(self._path, items))
+
+    def contains(self, value: Any) -> Cond:
+        """A list field has the element ``value``; a text field has the substring ``value``."""
+        return self._cond(Op.CONTAINS, value)
+
+    def icontains(self, text: str) -> Cond:
+        """Like :meth:`contains` on text, ignoring case (Unicode lower-casing)."""
+        return self._text_cond(Op.ICONTAINS, text)
+
+    def startswith(self, text: str) -> Cond:
+        """The text (or any element of a list field) starts with ``text``, case-sensitively."""
+        return self._text_cond(Op.STARTSWITH, text)
+
+    def _text_cond(self, op: Op, text: str) -> Cond:
+        if not isinstance(text, str):
+            raise ValidationError(self._path, text, f"{op.value}() takes text")
+        return Cond(self._path, op, text)
+
+    def exists(self) -> Cond:
+        """The field has a value (not None; for a list, not empty)."""
+        return Cond(self._path, Op.EXISTS, None)
+
+    def between(self, low: Any, high: Any) -> Cond:
+        """``low <= value <= high``."""
+        if low is None or high is None:
+            raise ValidationError(self._path, (low, high), "between() bounds cannot be None")
+        return Cond(self._path, Op.BETWEEN, _check_value(self._path, (low, high)))
+
+    def within_last(self, period: dt.timedelta) -> Cond:
+        """A datetime no older than ``period`` before the moment the query runs."""
+        if not isinstance(period, dt.timedelta) or period < dt.timedelta(0):
+            raise ValidationError(self._path, period, "within_last() takes a positive timedelta")
+        return Cond(self._path, Op.WITHIN_LAST, period)
+
+    def asc(self) -> Order:
+        """Ascending order on this field (None last)."""
+        return Order(self._path, False)
+
+    def desc(self) -> Order:
+        """Descending order on this field (None last)."""
+        return Order(self._path, True)
+
+
+class _FieldRoot:
+    """``F.name`` starts a field path."""
+
+    __slots__ = ()
+
+    def __getattr__(self, name: str) -> Field:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return Field(name)
+
+    def __call__(self, path: str) -> Field:
+        """``F("address.city")`` for a path held in a variable."""
+        return Field(path)
+
+
+#: The field builder: ``F.last_name == "Lovelace"``, ``F.custom.tier.in_(["gold"])``.
+F = _FieldRoot()
+
+
+# --- values -------------------------------------------------------------------------------
+
+_SCALARS = (str, int, float, bool, Decimal, dt.date, dt.timedelta)
+
+
+def _check_value(path: str, value: Any) -> Any:
+    if isinstance(value, enum.Enum):
+        value = value.value
+    if isinstance(value, tuple):
+        return tuple(_check_value(path, v) for v in value)
+    if isinstance(value, list):
+        return tuple(_check_value(path, v) for v in value)
+    if isinstance(value, dt.datetime) and value.utcoffset() is None:
+        raise ValidationError(path, value, "must be a timezone-aware datetime")
+    if isinstance(value, float) and value != value:
+        raise ValidationError(path, value, "NaN is not a comparable value")
+    if not isinstance(value, _SCALARS):
+        raise ValidationError(path, value, f"has unsupported type {type(value).__name__}")
+    return value
+
+
+def _encode(value: Any) -> Any:
+    # JSON has no datetime/date/decimal/duration: tag them as one-key objects (query values
+    # are never plain objects, so the tag is unambiguous).
+    if isinstance(value, tuple):
+        return [_encode(v) for v in value]
+    if isinstance(value, dt.datetime):
+        return {"datetime": value.astimezone(dt.UTC).isoformat()}
+    if isinstance(value, dt.date):
+        return {"date": value.isoformat()}
+    if isinstance(value, Decimal):
+        return {"decimal": str(value)}
+    if isinstance(value, dt.timedelta):
+        return {"seconds": value.total_seconds()}
+    return value
+
+
+def _decode(value: Any, where: str) -> Any:
+    if isinstance(value, list | tuple):
+        return tuple(_decode(v, where) for v in value)
+    if isinstance(value, Mapping):
+        if len(value) != 1:
+            raise ValidationError(where, value, "is not a valid query value")
+        ((tag, raw),) = value.items()
+        try:
+            if tag == "datetime":
+                return dt.datetime.fromisoformat(raw)
+            if tag == "date":
+                return dt.date.fromisoformat(raw)
+            if tag == "decimal":
+                return Decimal(raw)
+            if tag == "seconds":
+                return dt.timedelta(seconds=raw)
+        except (TypeError, ValueError, ArithmeticError):
+            raise ValidationError(where, value, f"is not a valid {tag} value") from None
+        raise ValidationError(where, value, f"has an unknown value type {tag!r}")
+    return value
+
+
+def from_dict(data: Mapping[str, Any]) -> Expr:
+    """Rebuild an expression from :meth:`Expr.to_dict` output.
+
+    Raises :class:`crmkit.ValidationError` for an unknown operator, a malformed node or a bad
+    value. Field names are checked when the expression is used on an entity type (:func:`bind`).
+    """
+    if not isinstance(data, Mapping):
+        raise ValidationError("query", data, "must be a mapping")
+    keys = set(data)
+    if keys in ({"and"}, {"or"}):
+        (key,) = keys
+        items = data[key]
+        if not isinstance(items, list | tuple) or not items:
+            raise ValidationError(f"query.{key}", items, "must be a non-empty list")
+        parts = tuple(from_dict(i) for i in items)
+        return And(parts) if key == "and" else Or(parts)
+    if keys == {"not"}:
+        return Not(from_dict(data["not"]))
+    if keys not in ({"field", "op", "value"}, {"field", "op"}):
+        raise ValidationError(
+            "query", dict(data), "is not a query node (field/op/value, and, or, not)"
+        )
+    path, op_name = data["field"], data["op"]
+    if not isinstance(path, str) or not path:
+        raise ValidationError("query.field", path, "must be a field path")
+    try:
+        op = Op(op_name)
+    except ValueError:
+        raise ValidationError("query.op", op_name, "is not a known operator") from None
+    field = Field(path)
+    if op is Op.EXISTS:
+        return field.exists()
+    if "value" not in data:
+        raise ValidationError(f"query.{path}", None, f"operator {op.value} needs a value")
+    value = _decode(data["value"], f"query.{path}")
+    builders: dict[Op, Callable[[Any], Cond]] = {
+        Op.EQ: field.__eq__,
+        Op.NE: field.__ne__,
+        Op.LT: field.__lt__,
+        Op.LE: field.__le__,
+        Op.GT: field.__gt__,
+        Op.GE: field.__ge__,
+        Op.IN: field.in_,
+        Op.CONTAINS: field.contains,
+        Op.ICONTAINS: field.icontains,
+        Op.STARTSWITH: field.startswith,
+        Op.WITHIN_LAST: field.within_last,
+    }
+    if op is Op.BETWEEN:
+        if not isinstance(value, tuple) or len(value) != 2:
+            raise ValidationError(f"query.{path}", value, "between needs [low, high]")
+        return field.between(*value)
+    result: Cond = builders[op](value)
+    return result
+
+
+# --- binding to an entity type ------------------------------------------------------------
+
+
+def bind(expr: Expr | None, entity: type[Entity], *, now: dt.datetime | None = None) -> Expr | None:
+    """Check ``expr`` against ``entity`` and return the form backends compile.
+
+    Unknown fields, operators that do not apply to a field's kind and values of the wrong
+    type raise :class:`crmkit.ValidationError`. Values are converted to the field's stored
+    type (ISO strings to datetimes, numbers to ``Decimal``...), ``between`` becomes two
+    bounds and ``within_last`` a lower bound relative to ``now`` (default: the current time).
+    """
+    if expr is None:
+        return None
+    if now is None:
+        now = dt.datetime.now(dt.UTC)
+    return _bind(expr, entity, now)
+
+
+def _bind(expr: Expr, entity: type[Entity], now: dt.datetime) -> Expr:
+    if isinstance(expr, And):
+        return And(tuple(_bind(i, entity, now) for i in expr.items))
+    if isinstance(expr, Or):
+        return Or(tuple(_bind(i, entity, now) for i in expr.items))
+    if isinstance(expr, Not):
+        return Not(_bind(expr.item, entity, now))
+    if not isinstance(expr, Cond):
+        raise ValidationError("query", expr, "is not a filter expression")
+    info = field_info(entity, expr.field)
+    op, value = expr.op, expr.value
+    if op is Op.EXISTS:
+        return expr
+    if op is Op.WITHIN_LAST:
+        if info.kind not in ("datetime", "any"):
+            raise ValidationError(expr.field, value, "within_last() needs a datetime field")
+        return Cond(expr.field, Op.GE, _coerce(info, now - value))
+    if op is Op.BETWEEN:
+        low, high = (_coerce(info, v) for v in value)
+        _check_ordered(info, op)
+        if isinstance(low, bool) or isinstance(high, bool):
+            raise ValidationError(expr.field, value, "true/false values cannot be range-compared")
+        return And((Cond(expr.field, Op.GE, low), Cond(expr.field, Op.LE, high)))
+    if info.kind == "object":
+        raise ValidationError(expr.field, value, "only supports exists(); query its parts")
+    if info.is_list:
+        if op in COMPARISONS:
+            raise ValidationError(
+                expr.field, value, f"is a list: use contains(), in_() or exists(), not {op.value}"
+            )
+    elif op in _TEXT_OPS and info.kind not in ("text", "any"):
+        raise ValidationError(expr.field, value, f"{op.value}() needs a text field or a list")
+    if op in (Op.LT, Op.LE, Op.GT, Op.GE):
+        _check_ordered(info, op)
+        if isinstance(value, bool):  # custom fields: booleans are not ordered either
+            raise ValidationError(expr.field, value, "true/false values cannot be range-compared")
+    if op is Op.IN:
+        return Cond(expr.field, op, tuple(_coerce(info, v) for v in value))
+    if op in (Op.ICONTAINS, Op.STARTSWITH):
+        return expr
+    return Cond(expr.field, op, _coerce(info, value))
+
+
+def _check_ordered(info: FieldInfo, op: Op) -> None:
+    if info.kind == "bool":
+        raise ValidationError(info.path, op.value, "true/false values cannot be range-compared")
+    if info.kind not in _ORDERED_KINDS and info.kind != "any":
+        raise ValidationError(info.path, op.value, "cannot be range-compared")
+
+
+def _coerce(info: FieldInfo, value: Any) -> Any:
+    """Convert a query value to the stored type of ``info``'s field."""
+    from crmkit.entities import _fields as conv
+
+    kind = info.kind
+    where = info.path
+    if isinstance(value, tuple):
+        raise ValidationError(where, value, "takes a single value here, not a list")
+    if kind in ("text", "text_list"):
+        if info.choices is not None:
+            return conv.to_enum(info.choices, value, where).value
+        if not isinstance(value, str):
+            raise ValidationError(where, value, "is a text field: compare it with text")
+        return value
+    if kind == "bool":
+        return conv.to_bool(value, where)
+    if kind == "int":
+        return conv.to_int(value, where)
+    if kind == "decimal":
+        if isinstance(value, float):
+            return Decimal(repr(value))
+        return conv.to_decimal(value, where)
+    if kind == "datetime":
+        if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+            raise ValidationError(where, value, "is a datetime field: compare it with a datetime")
+        return conv.to_datetime(value, where)
+    if kind == "date":
+        return conv.to_date(value, where)
+    if kind == "duration":
+        return conv.to_timedelta(value, where)
+    if kind == "any":
+        if isinstance(value, str | bool | int | float) and not isinstance(value, Decimal):
+            return value
+        if isinstance(value, Decimal):
+            return value
+        raise ValidationError(
+            where, value, "custom fields compare with text, numbers or booleans only"
+        )
+    raise ValidationError(where, value, "cannot be compared")
+
+
+# --- ordering and paging ------------------------------------------------------------------
+
+
+@attrs.frozen
+class Order:
+    """Sort by ``field``; ``desc`` reverses. ``None`` sorts last either way."""
+
+    field: str
+    desc: bool = False
+
+    def to_str(self) -> str:
+        """``"-field"`` for descending, ``"field"`` otherwise."""
+        return f"-{self.field}" if self.desc else self.field
+
+
+OrderSpec = str | Order | Sequence[str | Order] | None
+
+
+def parse_order(order_by: OrderSpec, entity: type[Entity]) -> tuple[Order, ...]:
+    """Turn ``"last_name"``, ``"-created_at"``, ``F.x.desc()`` or a list of them into orders.
+
+    The id is appended as the final key (unless present), so every order is total and
+    paging is deterministic. Raises :class:`crmkit.ValidationError` for a field that cannot be
+    sorted (lists, custom fields without a type, value objects).
+    """
+    if order_by is None:
+        items: Sequence[str | Order] = ()
+    elif isinstance(order_by, str | Order):
+        items = (order_by,)
+    else:
+        items = order_by
+    out: list[Order] = []
+    for item in items:
+        if isinstance(item, str):
+            item = Order(item[1:], True) if item.startswith("-") else Order(item.lstrip("+"))
+        if not isinstance(item, Order):
+            raise ValidationError("order_by", item, "must be a field name or F.field.asc()/.desc()")
+        info = field_info(entity, item.field)
+        if info.kind not in _ORDERED_KINDS:
+            raise ValidationError("order_by", item.field, "cannot be sorted on")
+        if any(o.field == item.field for o in out):
+            raise ValidationError("order_by", item.field, "is listed twice")
+        out.append(item)
+    if not any(o.field == "id" for o in out):
+        out.append(Order("id"))
+    return tuple(out)
+
+
+@attrs.frozen
+class Query:
+    """What a backend is asked for: a bound filter, a total order, and a window."""
+
+    where: Expr | None = None
+    order: tuple[Order, ...] = (Order("id"),)
+    limit: int | None = None
+    offset: int = 0
+
+
+_MAX_LIMIT = 2**31 - 1
+
+
+def check_window(limit: int | None, offset: int) -> None:
+    """Validate ``limit`` and ``offset``; raises :class:`crmkit.ValidationError`."""
+    if limit is not None and (
+        isinstance(limit, bool) or not isinstance(limit, int) or not 0 <= limit <= _MAX_LIMIT
+    ):
+        raise ValidationError("limit", limit, "must be a whole number >= 0")
+    if isinstance(offset, bool) or not isinstance(offset, int) or not 0 <= offset <= _MAX_LIMIT:
+        raise ValidationError("offset", offset, "must be a whole number >= 0")
+
+
+class Cursor:
+    """Keyset paging: encode where a page ended, and turn that into a filter.
+
+    A cursor is an opaque URL-safe string holding the sort-key values of the last record
+    on a page. The "after" filter is an ordinary expression, so every backend pages with the
+    same operators it already compiles (and None-last ordering is respected).
+    """
+
+    VERSION: ClassVar[int] = 1
+
+    @staticmethod
+    def encode(order: Sequence[Order], values: Sequence[Any]) -> str:
+        """Encode the sort-key ``values`` of the last record of a page."""
+        payload = [Cursor.VERSION, [o.to_str() for o in order], [_encode(v) for v in values]]
+        raw = json.dumps(payload, separators=(",", ":")).encode()
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    @staticmethod
+    def after(cursor: str, order: Sequence[Order]) -> Expr:
+        """The filter matching records strictly after ``cursor`` in ``order``."""
+        try:
+            raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+            version, keys, encoded = json.loads(raw)
+        except (ValueError, TypeError):
+            raise ValidationError("after", cursor, "is not a valid page cursor") from None
+        if version != Cursor.VERSION or keys != [o.to_str() for o in order]:
+            raise ValidationError("after", cursor, "was made for a different ordering")
+        values = [_decode(v, "after") for v in encoded]
+        alternatives: list[Expr] = []
+        ties: list[Expr] = []
+        for o, v in zip(order, values, strict=True):
+            field = Field(o.field)
+            if v is None:
+                # None sorts last: nothing is after it on this key, only ties
+                step: Expr | None = None
+                tie: Expr = ~field.exists()
+            elif isinstance(v, bool):
+                # booleans cannot be range-compared (bind refuses it): False < True spelled out
+                tie = Cond(o.field, Op.EQ, v)
+                if v is o.desc:  # ascending after False, or descending after True
+                    step = Cond(o.field, Op.EQ, not v) | ~field.exists()
+                else:
+                    step = ~field.exists()
+            else:
+                beyond = Cond(o.field, Op.LT if o.desc else Op.GT, v)
+                step = beyond | ~field.exists()
+                tie = Cond(o.field, Op.EQ, v)
+            if step is not None:
+                alternatives.append(And((*ties, step)) if ties else step)
+            ties.append(tie)
+        if not alternatives:
+            return ~Field("id").exists()  # matches nothing: every record has an id
+        return alternatives[0] if len(alternatives) == 1 else Or(tuple(alternatives))
+
+
+@attrs.frozen
+class Page(Sequence[Any]):
+    """One page of results and the cursor of the next (``None`` on the last page)."""
+
+    items: tuple[Any, ...]
+    next_cursor: str | None
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: Any) -> Any:
+        return self.items[index]

@@ -1,0 +1,385 @@
+"""Repositories: the one place every write and read of a collection goes through.
+
+A :class:`Repository` is the same for every entity type and every backend. It assigns ids,
+versions and timestamps, runs the CRM's write hooks (normalization, and later rules),
+checks and binds filters, and delegates storage to the backend's :class:`Store`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from typing import Any, Generic, Literal, Protocol, TypeVar
+
+import attrs
+
+from crmkit.entities import Entity
+from crmkit.entities._base import stamped
+from crmkit.errors import ConflictError, ValidationError
+from crmkit.events import Created, Deleted, Event, Updated
+from crmkit.ids import new_id
+from crmkit.protocols import Store, chunked
+from crmkit.query import (
+    Cursor,
+    Expr,
+    OrderSpec,
+    Page,
+    Query,
+    bind,
+    check_window,
+    parse_order,
+)
+
+__all__ = ["BulkResult", "Rejected", "Repository"]
+
+E = TypeVar("E", bound=Entity)
+
+
+class WriteHook(Protocol):
+    """Called on every entity before it is stored (normalization, business rules).
+
+    Returns the entity to store (possibly changed) or raises ``ValidationError``;
+    ``previous`` is the stored version on update, ``None`` on add.
+    """
+
+    def __call__(self, entity: Any, previous: Any | None, /) -> Any: ...
+
+
+class QueryHook(Protocol):
+    """Rewrites a bound filter before it reaches the backend (normalizing lookup values)."""
+
+    def __call__(self, entity: type[Entity], expr: Expr, /) -> Expr: ...
+
+
+class Context(Protocol):
+    """What a repository needs from its CRM."""
+
+    def now(self) -> dt.datetime: ...
+
+    def transaction(self) -> AbstractContextManager[None]: ...
+
+    def emit(self, event: Event) -> None: ...
+
+    @property
+    def listening(self) -> bool: ...
+
+    @property
+    def write_hooks(self) -> Sequence[WriteHook]: ...
+
+    @property
+    def query_hooks(self) -> Sequence[QueryHook]: ...
+
+
+@attrs.frozen
+class Rejected:
+    """A row ``add_many(..., on_error="collect")`` did not write, and why."""
+
+    index: int
+    item: Any
+    errors: tuple[ValidationError, ...]
+
+    @property
+    def reasons(self) -> tuple[str, ...]:
+        """Each problem as a readable sentence."""
+        return tuple(str(e) for e in self.errors)
+
+
+class BulkResult(Sequence[E]):
+    """The records ``add_many`` wrote (a sequence), and the rows it rejected."""
+
+    def __init__(self, added: list[E], rejected: list[Rejected]) -> None:
+        self.added = added
+        self.rejected = rejected
+
+    def __len__(self) -> int:
+        return len(self.added)
+
+    def __getitem__(self, index: Any) -> Any:
+        return self.added[index]
+
+    def __repr__(self) -> str:
+        return f"BulkResult(added={len(self.added)}, rejected={len(self.rejected)})"
+
+
+class Repository(Generic[E]):
+    """Add, get, update, delete and query the records of one entity type.
+
+    Every method raises crmkit errors only: ``ValidationError`` for bad input (nothing is
+    written), ``NotFound``, ``ConflictError`` for a stale version, ``BackendError`` when
+    storage fails.
+    """
+
+    def __init__(self, context: Context, store: Store[E]) -> None:
+        self._ctx = context
+        self._store = store
+        self.entity: type[E] = store.entity
+        # Reading one record needs nothing but the store: skip a Python frame on the
+        # hottest read path (the method below documents it).
+        self.get = store.get  # type: ignore[method-assign]
+
+    def __repr__(self) -> str:
+        return f"<Repository {self.entity.collection}>"
+
+    # --- writes ---------------------------------------------------------------------------
+
+    def _build(self, entity: E | Mapping[str, Any]) -> E:
+        """Accept an entity, or a mapping of its fields (rows from a file or a form)."""
+        if isinstance(entity, Mapping):
+            try:
+                return self.entity(**entity)
+            except TypeError as exc:
+                raise ValidationError(
+                    self.entity.__name__.lower(), dict(entity), f"has unknown fields ({exc})"
+                ) from None
+        self._check_type(entity)
+        return entity
+
+    def _check_type(self, entity: Any) -> None:
+        if type(entity) is not self.entity:
+            raise ValidationError(
+                self.entity.collection,
+                entity,
+                f"must be a {self.entity.__name__}, not {type(entity).__name__}",
+            )
+
+    def _prepare(self, entity: E, previous: E | None) -> E:
+        for hook in self._ctx.write_hooks:
+            entity = hook(entity, previous)
+        return entity
+
+    def _new(self, entity: E | Mapping[str, Any], now: dt.datetime) -> E:
+        entity = self._prepare(self._build(entity), None)
+        return stamped(entity, id=new_id(), version=1, created_at=now, updated_at=now)
+
+    def add(self, entity: E | Mapping[str, Any]) -> E:
+        """Store a new record and return it with ``id``, ``version=1`` and timestamps set.
+
+        ``entity`` may also be a mapping of field values. Storage fields on it are ignored.
+        Raises ``ValidationError``.
+        """
+        stored = self._new(entity, self._ctx.now())
+        self._store.insert([stored])
+        self._emit_created(stored)
+        return stored
+
+    def add_many(
+        self,
+        entities: Iterable[E | Mapping[str, Any]],
+        *,
+        batch_size: int = 1000,
+        on_error: Literal["raise", "collect"] = "raise",
+    ) -> BulkResult[E]:
+        """Store many new records, one backend round trip per batch.
+
+        Items are entities or mappings of field values (rows from a file): a mapping that
+        does not make a valid entity is a rejected row like any other invalid item.
+
+        With ``on_error="raise"`` (default) the first invalid record raises
+        ``ValidationError`` and nothing at all is written. With ``"collect"`` every valid
+        record is written and each invalid one is listed in ``result.rejected`` with its
+        index and reasons; nothing is silently skipped. Either way a storage failure rolls
+        the whole call back.
+        """
+        if on_error not in ("raise", "collect"):
+            raise ValidationError("on_error", on_error, "must be 'raise' or 'collect'")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValidationError("batch_size", batch_size, "must be a whole number >= 1")
+        added: list[E] = []
+        rejected: list[Rejected] = []
+        now = self._ctx.now()
+        index = 0
+        with self._ctx.transaction():
+            for batch in chunked(entities, batch_size):
+                ready: list[E] = []
+                for item in batch:
+                    try:
+                        ready.append(self._new(item, now))
+                    except ValidationError as exc:
+                        if on_error == "raise":
+                            raise exc from None
+                        rejected.append(Rejected(index, item, tuple(exc.errors)))
+                    index += 1
+                if ready:
+                    self._store.insert(ready)
+                    added.extend(ready)
+            if self._ctx.listening:
+                for stored in added:
+                    self._emit_created(stored)
+        return BulkResult(added, rejected)
+
+    def update(self, entity: E) -> E:
+        """Store a changed record: ``entity`` must carry the version it was read at.
+
+        Returns the stored record with ``version + 1``. Raises ``NotFound`` if the record is
+        gone, ``ConflictError`` if someone else updated it since (nothing is written) and
+        ``ValidationError`` for bad values.
+        """
+        self._check_type(entity)
+        if entity.id is None:
+            raise ValidationError(
+                f"{self.entity.__name__.lower()}.id", None, "is required to update"
+            )
+        with self._ctx.transaction():
+            previous = self._store.get(entity.id)
+            if previous.version != entity.version:
+                raise ConflictError(
+                    f"{self.entity.__name__} {entity.id!r} is at version {previous.version}, "
+                    f"the update was based on version {entity.version}"
+                )
+            entity = self._prepare(entity, previous)
+            assert previous.created_at is not None
+            assert previous.id is not None
+            stored = stamped(
+                entity,
+                id=previous.id,
+                version=previous.version + 1,
+                created_at=previous.created_at,
+                updated_at=max(self._ctx.now(), previous.created_at),
+            )
+            self._store.replace(stored, previous.version)
+            if self._ctx.listening:
+                self._ctx.emit(
+                    Updated(
+                        collection=self.entity.collection,
+                        entity_id=stored.id or "",
+                        at=stored.updated_at or self._ctx.now(),
+                        before=previous,
+                        after=stored,
+                    )
+                )
+        return stored
+
+    def delete(self, id: str, *, version: int | None = None) -> None:
+        """Delete a record (only if still at ``version``, when given).
+
+        Raises ``NotFound`` or ``ConflictError``.
+        """
+        with self._ctx.transaction():
+            previous = self._store.get(id)
+            self._store.delete(id, previous.version if version is None else version)
+            if self._ctx.listening:
+                self._ctx.emit(
+                    Deleted(
+                        collection=self.entity.collection,
+                        entity_id=id,
+                        at=self._ctx.now(),
+                        entity=previous,
+                    )
+                )
+
+    def _emit_created(self, stored: E) -> None:
+        if self._ctx.listening:
+            self._ctx.emit(
+                Created(
+                    collection=self.entity.collection,
+                    entity_id=stored.id or "",
+                    at=stored.created_at or self._ctx.now(),
+                    entity=stored,
+                )
+            )
+
+    # --- reads ----------------------------------------------------------------------------
+
+    def get(self, id: str) -> E:
+        """Return the record with ``id``; raises ``NotFound``."""
+        return self._store.get(id)
+
+    def get_many(self, ids: Iterable[str]) -> list[E]:
+        """Return the records with these ids, in the order given; unknown ids are left out."""
+        wanted = list(dict.fromkeys(ids))
+        found = {e.id: e for e in self._store.get_many(wanted)}
+        return [found[i] for i in wanted if i in found]
+
+    def _where(self, where: Expr | None) -> Expr | None:
+        bound = bind(where, self.entity, now=self._ctx.now())
+        if bound is not None:
+            for hook in self._ctx.query_hooks:
+                bound = hook(self.entity, bound)
+        return bound
+
+    def _query(
+        self, where: Expr | None, order_by: OrderSpec, limit: int | None, offset: int
+    ) -> Query:
+        check_window(limit, offset)
+        return Query(
+            where=self._where(where),
+            order=parse_order(order_by, self.entity),
+            limit=limit,
+            offset=offset,
+        )
+
+    def find(
+        self,
+        where: Expr | None = None,
+        *,
+        order_by: OrderSpec = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[E]:
+        """Records matching ``where``, sorted by ``order_by`` (then id), windowed.
+
+        ``order_by`` is a field name, ``"-field"`` for descending, ``F.field.desc()``, or a
+        list of those. Raises ``ValidationError`` for an unknown field or a bad value.
+        """
+        return self._store.find(self._query(where, order_by, limit, offset))
+
+    def first(self, where: Expr | None = None, *, order_by: OrderSpec = None) -> E | None:
+        """The first record matching ``where`` in ``order_by``, or ``None``."""
+        found = self.find(where, order_by=order_by, limit=1)
+        return found[0] if found else None
+
+    def page(
+        self,
+        where: Expr | None = None,
+        *,
+        order_by: OrderSpec = None,
+        limit: int = 50,
+        after: str | None = None,
+    ) -> Page:
+        """One page of records and the cursor of the next page (keyset paging).
+
+        Pass ``page.next_cursor`` as ``after`` to continue; it is ``None`` on the last page.
+        Unlike offsets, cursors neither skip nor repeat records when others are added.
+        """
+        order = parse_order(order_by, self.entity)
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ValidationError("limit", limit, "must be a whole number >= 1")
+        bound = self._where(where)
+        if after is not None:
+            keyset = bind(Cursor.after(after, order), self.entity)
+            assert keyset is not None
+            bound = keyset if bound is None else bound & keyset
+        rows = self._store.find(Query(where=bound, order=order, limit=limit + 1))
+        more = len(rows) > limit
+        items = rows[:limit]
+        cursor = None
+        if more:
+            last = items[-1]
+            cursor = Cursor.encode(order, [_path_value(last, o.field) for o in order])
+        return Page(tuple(items), cursor)
+
+    def iterate(
+        self, where: Expr | None = None, *, order_by: OrderSpec = None, batch_size: int = 1000
+    ) -> Iterator[E]:
+        """Stream every matching record in bounded memory (batches of ``batch_size``)."""
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValidationError("batch_size", batch_size, "must be a whole number >= 1")
+        return self._store.iterate(self._query(where, order_by, None, 0), batch_size)
+
+    def count(self, where: Expr | None = None) -> int:
+        """How many records match ``where`` (all records when ``None``)."""
+        return self._store.count(self._where(where))
+
+    def exists(self, where: Expr | None = None) -> bool:
+        """True when at least one record matches ``where``."""
+        return bool(self.find(where, limit=1))
+
+
+def _path_value(entity: Any, path: str) -> Any:
+    value = entity
+    for part in path.split("."):
+        if value is None:
+            return None
+        value = value.get(part) if isinstance(value, Mapping) else getattr(value, part)
+    return value

@@ -1,0 +1,240 @@
+"""SQL backend: crmkit against hand-written baselines on the same tables, in one run.
+
+Run with ``nox -s bench`` or ``python benchmarks/bench_sql.py [--n 100000] [--gets 10000]
+[--postgres-url postgresql+psycopg://...]``. Prints a table of timings and ratios measured
+in this run; asserts nothing. Targets: ``add_many`` <= 1.5x raw ``executemany`` of the same
+rows into the same tables and indexes; ``get`` <= 1.5x a SQLAlchemy Core ``select`` by
+primary key; a filtered, sorted, paged ``find`` <= 1.3x the same query written by hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import pathlib
+import random
+import sqlite3
+import tempfile
+import time
+from collections.abc import Callable
+from typing import Any
+
+import sqlalchemy as sa
+
+import crmkit
+from crmkit import Contact
+from crmkit.backends.sql import SqlBackend
+from crmkit.ids import new_id
+from crmkit.query import F
+
+TITLES = [None, "CTO", "CEO", "Engineer", "Designer"]
+
+
+def make_contacts(n: int, seed: int = 7) -> list[Contact]:
+    rng = random.Random(seed)
+    accounts = [new_id() for _ in range(max(1, n // 50))]
+    return [
+        Contact(
+            first_name=rng.choice(["Ada", "Grace", "Alan", "Edsger", "Barbara", "Ken"]),
+            last_name=f"Person{rng.randrange(n)}",
+            emails=[f"person{i}@example{i % 97}.com"],
+            phones=[f"+1415{i:07d}"],
+            account_id=rng.choice(accounts),
+            title=rng.choice(TITLES),
+        )
+        for i in range(n)
+    ]
+
+
+def timed(fn: Callable[[], Any]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def best_of(runs: int, fn: Callable[[], Any]) -> float:
+    return min(timed(fn) for _ in range(runs))
+
+
+def _backend(crm: crmkit.CRM) -> SqlBackend:
+    backend = crm.backend
+    assert isinstance(backend, SqlBackend)
+    return backend
+
+
+# --- baselines ------------------------------------------------------------------------------
+
+
+def raw_rows(contacts: list[Contact], sqlite: bool) -> tuple[list[tuple[Any, ...]], list[Any]]:
+    """The rows crmkit writes, built by hand: (contact rows, email/phone child rows)."""
+    now = dt.datetime.now(dt.UTC)
+    stamp: Any = now.isoformat(" ", "milliseconds") if sqlite else now
+    rows = []
+    emails: list[tuple[str, str]] = []
+    phones: list[tuple[str, str]] = []
+    for c in contacts:
+        id = new_id()
+        rows.append(
+            (
+                id, 1, stamp, stamp, c.first_name, c.last_name, json.dumps(list(c.emails)),
+                json.dumps(list(c.phones)), c.title, c.account_id, None, None, None, None,
+                False, None, None, None, None, None, None, None, False, "[]", "{}", "{}",
+            )
+        )  # fmt: skip
+        emails.extend((id, e) for e in c.emails)
+        phones.extend((id, p) for p in c.phones)
+    return rows, [emails, phones]
+
+
+CONTACT_COLUMNS = (
+    "id, version, created_at, updated_at, first_name, last_name, emails, phones, title, "
+    "account_id, owner_id, team_id, lifecycle_stage, lead_source, has_address, address_street, "
+    "address_city, address_region, address_postal_code, address_country, address_latitude, "
+    "address_longitude, do_not_contact, tags, custom, external_ids"
+)
+
+
+def raw_sqlite_add(path: pathlib.Path, contacts: list[Contact]) -> None:
+    """sqlite3.executemany of the same rows into the same (empty) tables, one transaction."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute("PRAGMA foreign_keys = ON")
+    rows, (emails, phones) = raw_rows(contacts, sqlite=True)
+    marks = ", ".join("?" * len(rows[0]))
+    conn.execute("BEGIN IMMEDIATE")
+    conn.executemany(f"INSERT INTO crm_contacts ({CONTACT_COLUMNS}) VALUES ({marks})", rows)
+    conn.executemany("INSERT INTO crm_contacts_emails (owner_id, value) VALUES (?, ?)", emails)
+    conn.executemany("INSERT INTO crm_contacts_phones (owner_id, value) VALUES (?, ?)", phones)
+    conn.execute("COMMIT")
+    conn.close()
+
+
+def raw_postgres_add(url: str, contacts: list[Contact]) -> None:
+    """psycopg executemany of the same rows into the same (empty) tables."""
+    import psycopg
+
+    dsn = sa.engine.make_url(url).set(drivername="postgresql").render_as_string(False)
+    rows, (emails, phones) = raw_rows(contacts, sqlite=False)
+    marks = ", ".join(["%s"] * len(rows[0]))
+    with psycopg.connect(dsn) as conn, conn.cursor() as cur:
+        cur.executemany(f"INSERT INTO crm_contacts ({CONTACT_COLUMNS}) VALUES ({marks})", rows)
+        cur.executemany("INSERT INTO crm_contacts_emails (owner_id, value) VALUES (%s, %s)", emails)
+        cur.executemany("INSERT INTO crm_contacts_phones (owner_id, value) VALUES (%s, %s)", phones)
+
+
+# --- the benchmark --------------------------------------------------------------------------
+
+FIND_WHERE = (F.title == "CTO") & (F.first_name != "Ken")
+FIND_SQL = (
+    f"SELECT {CONTACT_COLUMNS} FROM crm_contacts "
+    "WHERE title = :t AND first_name != :f "
+    "ORDER BY last_name ASC NULLS LAST, id ASC LIMIT 50 OFFSET 1000"
+)
+
+
+def run(
+    url_of: Callable[[str], str], label: str, n: int, gets: int
+) -> list[tuple[str, float, float]]:
+    contacts = make_contacts(n)
+    results = []
+
+    # add_many
+    crm_url, raw_url = url_of("crm"), url_of("raw")
+    crm = crmkit.connect(crm_url)
+    raw_crm = crmkit.connect(raw_url)  # creates the same tables and indexes, then is closed
+    raw_crm.close()
+    ours = timed(lambda: crm.contacts.add_many(contacts, batch_size=5000))
+    if raw_url.startswith("sqlite"):
+        path = pathlib.Path(sa.engine.make_url(raw_url).database or "")
+        base = timed(lambda: raw_sqlite_add(path, contacts))
+    else:
+        base = timed(lambda: raw_postgres_add(raw_url, contacts))
+    results.append((f"{label}: add_many {n:,} contacts (+emails, phones)", ours, base))
+    # the backend alone: the same records, already normalized and stamped by the repository
+    # (add_many above includes normalization: parsing phone numbers and checking emails)
+    stored = crm.contacts.find(limit=n)
+    backend = _backend(crm)
+    store = backend.store(Contact)
+    backend.drop_schema()
+    backend.create_schema()
+
+    def store_insert() -> None:
+        with backend.transaction():
+            for start in range(0, len(stored), 5000):
+                store.insert(stored[start : start + 5000])
+
+    ours = timed(store_insert)
+    results.append((f"{label}: backend insert of the same {n:,} (no normalization)", ours, base))
+
+    # get
+    engine = _backend(crm).engine
+    assert engine is not None
+    ids = [c.id for c in crm.contacts.find(limit=n)]
+    sample = random.Random(3).choices(ids, k=gets)
+    table = _backend(crm).metadata.tables["crm_contacts"]
+
+    def core_get() -> None:
+        for id in sample:
+            with engine.connect() as conn:
+                conn.execute(sa.select(table).where(table.c.id == id)).one()
+
+    def crm_get() -> None:
+        get = crm.contacts.get
+        for id in sample:
+            get(id)
+
+    base = best_of(3, core_get)
+    ours = best_of(3, crm_get)
+    results.append((f"{label}: get x {gets:,} random ids", ours, base))
+
+    # find: filtered, sorted, paged
+    def crm_find() -> None:
+        page = crm.contacts.find(FIND_WHERE, order_by="last_name", limit=50, offset=1000)
+        assert len(page) == 50
+
+    def sql_find() -> None:
+        with engine.connect() as conn:
+            rows = conn.execute(sa.text(FIND_SQL), {"t": "CTO", "f": "Ken"}).all()
+        assert len(rows) == 50
+
+    base = best_of(7, sql_find)
+    ours = best_of(7, crm_find)
+    results.append((f"{label}: find (filter, sort, page 50) over {n:,}", ours, base))
+    _backend(crm).drop_schema()
+    crm.close()
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=100_000, help="contacts to add and query")
+    parser.add_argument("--gets", type=int, default=10_000, help="random gets")
+    parser.add_argument("--postgres-url", help="also run against this PostgreSQL database")
+    args = parser.parse_args()
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        results += run(lambda name: f"sqlite:///{tmp}/{name}.db", "sqlite", args.n, args.gets)
+    if args.postgres_url:
+        url = args.postgres_url
+
+        def pg_url(name: str) -> str:
+            # the baseline and crmkit need separate empty tables: separate databases
+            engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+            db = f"bench_{name}"
+            with engine.connect() as conn:
+                conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {db}")
+                conn.exec_driver_sql(f"CREATE DATABASE {db}")
+            engine.dispose()
+            return sa.engine.make_url(url).set(database=db).render_as_string(False)
+
+        results += run(pg_url, "postgresql", args.n, args.gets)
+    width = max(len(r[0]) for r in results)
+    print(f"{'benchmark':<{width}}  {'crmkit':>9}  {'baseline':>9}  {'ratio':>6}")
+    for name, ours, base in results:
+        print(f"{name:<{width}}  {ours:>8.3f}s  {base:>8.3f}s  {ours / base:>5.2f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,501 @@
+"""Compile crmkit's query AST into SQLAlchemy Core expressions, for SQLite and PostgreSQL.
+
+:class:`FilterCompiler` is a visitor with one method per operator (``visit_eq`` ...
+``visit_exists``), each handling the four shapes a field can have: a column (or a value
+extracted from a JSON mapping, like ``external_ids.crm``), a list field (child table), a
+value object (``has_address`` flag) and a custom field (JSON, compared within one kind).
+
+How crmkit's semantics (DESIGN.md, "Filters") are kept on both dialects:
+
+- *Two-valued logic.* A condition on a NULL column is NULL in SQL; at the top of a
+  ``WHERE`` (and inside ``AND``/``OR``, which are monotone) NULL acts as false, which is
+  crmkit's rule. Only ``NOT`` would let NULL leak (``NOT NULL`` is NULL, not true), so
+  ``~expr`` compiles to ``NOT coalesce(expr, false)``: plain conditions stay index-friendly
+  and negation is exact.
+- *Case-sensitive text, code-point order.* Text columns are ``BINARY`` on SQLite and
+  ``COLLATE "C"`` on PostgreSQL (values extracted from JSON get ``COLLATE "C"`` too);
+  ``contains`` is ``instr``/``strpos``, ``startswith`` is an escaped ``GLOB`` (SQLite;
+  index-friendly and case-sensitive, unlike ``LIKE``) or ``starts_with`` (PostgreSQL).
+- *Unicode ``icontains``.* SQLite's ``lower()`` folds ASCII only, so a deterministic SQL
+  function ``crmkit_lower`` (Python's ``str.lower``) is registered on each connection that
+  runs such a query; PostgreSQL uses ``lower()`` under an ICU collation (``und-x-icu``)
+  when the server has one, else the database default, never ``"C"`` (ASCII-only).
+- *None last.* ``ORDER BY ... NULLS LAST`` on nullable keys, in both directions.
+- *Custom fields compare within one kind*: each comparison is guarded by the JSON type
+  (``json_type`` / ``jsonb_typeof``), so ``5`` never equals ``"5"`` and ``true`` is not a
+  number; on PostgreSQL the cast sits in a ``CASE`` so it never runs on a value of another
+  kind.
+"""
+
+from __future__ import annotations
+
+import json
+import operator
+from collections.abc import Callable, Sequence
+from decimal import Decimal
+from typing import Any
+
+import attrs
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.sql.elements import ColumnElement
+
+from crmkit.backends.sql.schema import EntityLayout, ScalarCodec
+from crmkit.entities.schema import FieldInfo, field_info
+from crmkit.errors import ValidationError
+from crmkit.query import And, Cond, Expr, Not, Op, Or, Order
+
+__all__ = ["FOLD_FUNCTION", "CompiledFilter", "FilterCompiler", "fold"]
+
+#: Name of the SQL function registered on SQLite connections for ``icontains``.
+FOLD_FUNCTION = "crmkit_lower"
+
+Clause = ColumnElement[Any]
+Compare = Callable[[Any, Any], Any]
+
+
+def fold(value: object) -> str | None:
+    """``str.lower`` as a SQL function (deterministic; ``NULL`` for non-text)."""
+    return value.lower() if isinstance(value, str) else None
+
+
+@attrs.frozen
+class CompiledFilter:
+    """A compiled ``WHERE`` clause; ``needs_fold`` when SQLite must have :func:`fold`."""
+
+    clause: Clause | None
+    needs_fold: bool
+
+
+# --- targets: what a field path resolves to --------------------------------------------------
+
+
+@attrs.frozen
+class _Column:
+    """A scalar value: a column, or text/number extracted from JSON (``external_ids.x``)."""
+
+    expr: Clause  # what comparisons and ORDER BY use
+    raw: Clause  # what exists() tests for NULL
+    codec: ScalarCodec | None
+    as_float: bool = False  # SQLite decimals: stored as exact text, compared as REAL
+    nullable: bool = True
+
+    def bind(self, value: Any) -> Any:
+        if self.as_float:
+            return float(value)
+        if self.codec is not None:
+            return self.codec.dump(value)
+        return value
+
+
+@attrs.frozen
+class _List:
+    child: sa.Table
+    owner: Clause
+
+
+@attrs.frozen
+class _Object:
+    flag: Clause
+
+
+@attrs.frozen
+class _Custom:
+    column: Clause
+    key: str
+
+
+_Target = _Column | _List | _Object | _Custom
+
+_NUMBER = "number"
+_SQLITE_KINDS = {"text": ("text",), "number": ("integer", "real"), "bool": ("true", "false")}
+_PG_KINDS = {"text": "string", "number": "number", "bool": "boolean"}
+_COMPARE: dict[Op, Compare] = {
+    Op.EQ: operator.eq,
+    Op.NE: operator.ne,
+    Op.LT: operator.lt,
+    Op.LE: operator.le,
+    Op.GT: operator.gt,
+    Op.GE: operator.ge,
+}
+
+
+def _kind_of(value: Any) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, int | float | Decimal):
+        return _NUMBER
+    raise ValidationError("custom", value, "custom fields compare with text, numbers or booleans")
+
+
+def glob_prefix(text: str) -> str:
+    """A SQLite ``GLOB`` pattern matching text that starts with ``text`` (case-sensitively)."""
+    escaped = text.replace("[", "[[]").replace("*", "[*]").replace("?", "[?]")
+    return escaped + "*"
+
+
+class FilterCompiler:
+    """Compiles bound filters and orders of one entity type for one dialect.
+
+    ``fold_collation`` (PostgreSQL) names the collation whose ``lower()`` folds all of
+    Unicode (``"und-x-icu"``), or ``None`` for the database default.
+    """
+
+    def __init__(
+        self, layout: EntityLayout, dialect: str, fold_collation: str | None = None
+    ) -> None:
+        self.layout = layout
+        self.entity = layout.entity
+        self.table = layout.table
+        self.sqlite = dialect == "sqlite"
+        self.fold_collation = fold_collation
+        self._targets: dict[str, _Target] = {}
+        self._needs_fold = False
+
+    # --- entry points ----------------------------------------------------------------------
+
+    def compile(self, expr: Expr | None) -> CompiledFilter:
+        """The ``WHERE`` clause of a bound filter (``None`` for no filter)."""
+        if expr is None:
+            return CompiledFilter(None, False)
+        visitor = FilterCompiler(self.layout, "sqlite" if self.sqlite else "postgresql")
+        visitor.fold_collation = self.fold_collation
+        visitor._targets = self._targets  # resolved paths are shared; they are immutable
+        clause = visitor.visit(expr)
+        return CompiledFilter(clause, visitor._needs_fold)
+
+    def order_by(self, order: Sequence[Order]) -> list[Clause]:
+        """``ORDER BY`` terms: each key ascending or descending, NULL last either way."""
+        out: list[Clause] = []
+        for o in order:
+            target = self._target(o.field)
+            if not isinstance(target, _Column):
+                raise ValidationError("order_by", o.field, "cannot be sorted on")
+            term = target.expr.desc() if o.desc else target.expr.asc()
+            out.append(term.nulls_last() if target.nullable else term)
+        return out
+
+    # --- the visitor -----------------------------------------------------------------------
+
+    def visit(self, expr: Expr) -> Clause:
+        """Compile one node of the AST."""
+        if isinstance(expr, And):
+            return self.visit_and(expr)
+        if isinstance(expr, Or):
+            return self.visit_or(expr)
+        if isinstance(expr, Not):
+            return self.visit_not(expr)
+        if isinstance(expr, Cond):
+            method: Callable[[_Target, Any], Clause] = getattr(self, f"visit_{expr.op.value}")
+            return method(self._target(expr.field), expr.value)
+        raise ValidationError("query", expr, "is not a filter expression")
+
+    def visit_and(self, expr: And) -> Clause:
+        """All items match (``true`` when there are none)."""
+        if not expr.items:
+            return sa.true()
+        return sa.and_(*(self.visit(i) for i in expr.items))
+
+    def visit_or(self, expr: Or) -> Clause:
+        """Some item matches (``false`` when there are none)."""
+        if not expr.items:
+            return sa.false()
+        return sa.or_(*(self.visit(i) for i in expr.items))
+
+    def visit_not(self, expr: Not) -> Clause:
+        """Two-valued negation: NULL (unknown) counts as "does not match", so NOT is true."""
+        return sa.not_(sa.func.coalesce(self.visit(expr.item), sa.false()))
+
+    def visit_eq(self, target: _Target, value: Any) -> Clause:
+        """``field == value``."""
+        return self._compare(target, value, operator.eq)
+
+    def visit_ne(self, target: _Target, value: Any) -> Clause:
+        """``field != value``; never matches a missing value (NULL != x is not true)."""
+        return self._compare(target, value, operator.ne)
+
+    def visit_lt(self, target: _Target, value: Any) -> Clause:
+        """``field < value``."""
+        return self._compare(target, value, operator.lt)
+
+    def visit_le(self, target: _Target, value: Any) -> Clause:
+        """``field <= value``."""
+        return self._compare(target, value, operator.le)
+
+    def visit_gt(self, target: _Target, value: Any) -> Clause:
+        """``field > value``."""
+        return self._compare(target, value, operator.gt)
+
+    def visit_ge(self, target: _Target, value: Any) -> Clause:
+        """``field >= value``."""
+        return self._compare(target, value, operator.ge)
+
+    def visit_in(self, target: _Target, values: tuple[Any, ...]) -> Clause:
+        """``field.in_(values)``; on a list, some element is one of the values."""
+        if isinstance(target, _Column):
+            return target.expr.in_([target.bind(v) for v in values])
+        if isinstance(target, _List):
+            return self._some_element(target, target.child.c.value.in_(list(values)))
+        if isinstance(target, _Custom):
+            by_kind: dict[str, list[Any]] = {}
+            for v in values:
+                by_kind.setdefault(_kind_of(v), []).append(v)
+            if not by_kind:
+                return sa.false()
+            return sa.or_(
+                *(
+                    self._guarded(
+                        target,
+                        kind,
+                        self._custom_value(target, kind).in_([self._custom_bind(v) for v in vs]),
+                    )
+                    for kind, vs in by_kind.items()
+                )
+            )
+        raise self._unsupported(target, Op.IN)
+
+    def visit_contains(self, target: _Target, value: Any) -> Clause:
+        """A list has the element ``value``; a text has the substring ``value``."""
+        if isinstance(target, _Column):
+            return self._substring(target.expr, target.bind(value))
+        if isinstance(target, _List):
+            return self._some_element(target, target.child.c.value == value)
+        if isinstance(target, _Custom):
+            kind = _kind_of(value)
+            in_array = sa.and_(
+                self._custom_type_is(target, "array"), self._array_has(target, kind, value)
+            )
+            if kind != "text":
+                return in_array
+            text = self._custom_value(target, "text")
+            return sa.or_(
+                in_array, sa.and_(self._custom_is(target, "text"), self._substring(text, value))
+            )
+        raise self._unsupported(target, Op.CONTAINS)
+
+    def visit_icontains(self, target: _Target, value: str) -> Clause:
+        """The text (or some text element) contains ``value``, ignoring case (Unicode)."""
+        folded = value.lower()
+        return self._text_test(
+            target, Op.ICONTAINS, lambda e: self._substring(self._fold(e), folded)
+        )
+
+    def visit_startswith(self, target: _Target, value: str) -> Clause:
+        """The text (or some text element) starts with ``value``, case-sensitively."""
+        return self._text_test(target, Op.STARTSWITH, lambda e: self._prefix(e, value))
+
+    def visit_exists(self, target: _Target, value: Any = None) -> Clause:
+        """The field has a value: not NULL; for a list, not empty; for JSON, not null/[]."""
+        if isinstance(target, _Column):
+            return target.raw.is_not(None)
+        if isinstance(target, _List):
+            child = target.child
+            return sa.exists(
+                sa.select(sa.literal(1)).select_from(child).where(child.c.owner_id == target.owner)
+            )
+        if isinstance(target, _Object):
+            return target.flag.is_(sa.true())
+        typ = self._custom_type(target)
+        return sa.and_(
+            typ.is_not(None),
+            typ != ("null"),
+            sa.or_(typ != "array", self._array_length(target) > 0),
+        )
+
+    # --- shared pieces ---------------------------------------------------------------------
+
+    def _compare(self, target: _Target, value: Any, op: Compare) -> Clause:
+        if isinstance(target, _Column):
+            result: Clause = op(target.expr, target.bind(value))
+            return result
+        if isinstance(target, _Custom):
+            kind = _kind_of(value)
+            custom: Clause = op(self._custom_value(target, kind), self._custom_bind(value))
+            return self._guarded(target, kind, custom)
+        raise self._unsupported(target, Op.EQ)
+
+    def _guarded(self, target: _Custom, kind: str, condition: Clause) -> Clause:
+        # SQLite compares JSON values of any kind, so test the kind; on PostgreSQL the CASE
+        # in _custom_value already yields NULL for another kind
+        if self.sqlite:
+            return sa.and_(self._custom_is(target, kind), condition)
+        return condition
+
+    def _text_test(self, target: _Target, op: Op, test: Callable[[Clause], Clause]) -> Clause:
+        if isinstance(target, _Column):
+            return test(target.expr)
+        if isinstance(target, _List):
+            return self._some_element(target, test(target.child.c.value))
+        if isinstance(target, _Custom):
+            scalar = sa.and_(
+                self._custom_is(target, "text"), test(self._custom_value(target, "text"))
+            )
+            return sa.or_(scalar, self._array_any_text(target, test))
+        raise self._unsupported(target, op)
+
+    def _some_element(self, target: _List, condition: Clause) -> Clause:
+        # "id IN (SELECT owner_id ... WHERE value = ?)": the value index drives the lookup on
+        # both dialects (a correlated EXISTS makes SQLite scan the parent table instead).
+        child = target.child
+        return target.owner.in_(sa.select(child.c.owner_id).where(condition))
+
+    def _substring(self, expr: Clause, needle: Any) -> Clause:
+        func = sa.func.instr if self.sqlite else sa.func.strpos
+        result: Clause = func(expr, needle) > 0
+        return result
+
+    def _prefix(self, expr: Clause, text: str) -> Clause:
+        if self.sqlite:
+            return expr.op("GLOB", return_type=sa.Boolean())(glob_prefix(text))
+        result: Clause = sa.func.starts_with(expr, text)
+        return result
+
+    def _fold(self, expr: Clause) -> Clause:
+        if self.sqlite:
+            self._needs_fold = True
+            result: Clause = getattr(sa.func, FOLD_FUNCTION)(expr)
+            return result
+        if self.fold_collation is not None:
+            expr = expr.collate(self.fold_collation)
+        else:
+            expr = expr.collate("default")
+        lowered: Clause = sa.func.lower(expr)
+        return lowered
+
+    # --- custom (JSON) fields ----------------------------------------------------------------
+
+    def _path(self, target: _Custom) -> str:
+        return f'$."{target.key}"'
+
+    def _json(self, target: _Custom) -> Clause:
+        result: Clause = target.column.op("->", return_type=JSONB())(target.key)
+        return result
+
+    def _custom_type(self, target: _Custom) -> Clause:
+        if self.sqlite:
+            result: Clause = sa.func.json_type(target.column, self._path(target))
+        else:
+            result = sa.func.jsonb_typeof(self._json(target))
+        return result
+
+    def _custom_type_is(self, target: _Custom, json_type: str) -> Clause:
+        result: Clause = self._custom_type(target) == json_type
+        return result
+
+    def _custom_is(self, target: _Custom, kind: str) -> Clause:
+        typ = self._custom_type(target)
+        if self.sqlite:
+            return typ.in_(_SQLITE_KINDS[kind])
+        result: Clause = typ == _PG_KINDS[kind]
+        return result
+
+    def _custom_value(self, target: _Custom, kind: str) -> Clause:
+        """The value as SQL of ``kind`` (NULL on PostgreSQL when the stored kind differs)."""
+        if self.sqlite:
+            result: Clause = sa.func.json_extract(target.column, self._path(target))
+            return result
+        text: Clause = target.column.op("->>", return_type=sa.Text())(target.key)
+        if kind == "text":
+            return sa.case((self._custom_is(target, "text"), text)).collate("C")
+        cast_to: Any = sa.Numeric() if kind == _NUMBER else sa.Boolean()
+        return sa.case((self._custom_is(target, kind), sa.cast(text, cast_to)))
+
+    def _custom_bind(self, value: Any) -> Any:
+        if isinstance(value, bool):
+            return sa.literal(value, sa.Boolean())
+        if isinstance(value, Decimal) and self.sqlite:
+            return float(value)
+        if isinstance(value, int | float | Decimal) and not self.sqlite:
+            return sa.literal(Decimal(str(value)), sa.Numeric())
+        return value
+
+    def _array_length(self, target: _Custom) -> Clause:
+        if self.sqlite:
+            result: Clause = sa.func.json_array_length(target.column, self._path(target))
+            return result
+        return sa.func.jsonb_array_length(self._array_or_empty(target))
+
+    def _array_or_empty(self, target: _Custom) -> Clause:
+        # PostgreSQL's array functions raise on a non-array: feed them [] instead
+        return sa.case(
+            (self._custom_type_is(target, "array"), self._json(target)),
+            else_=sa.cast(sa.literal("[]"), JSONB()),
+        )
+
+    def _array_has(self, target: _Custom, kind: str, value: Any) -> Clause:
+        if self.sqlite:
+            each = sa.func.json_each(target.column, self._path(target)).table_valued(
+                "value", "type"
+            )
+            return sa.exists(
+                sa.select(sa.literal(1))
+                .select_from(each)
+                .where(
+                    each.c.type.in_(_SQLITE_KINDS[kind]), each.c.value == self._custom_bind(value)
+                )
+            )
+        probe = json.dumps([value if not isinstance(value, Decimal) else float(value)])
+        result: Clause = self._json(target).op("@>", return_type=sa.Boolean())(
+            sa.cast(sa.literal(probe), JSONB())
+        )
+        return result
+
+    def _array_any_text(self, target: _Custom, test: Callable[[Clause], Clause]) -> Clause:
+        if self.sqlite:
+            each = sa.func.json_each(target.column, self._path(target)).table_valued(
+                "value", "type"
+            )
+            return sa.and_(
+                self._custom_type_is(target, "array"),
+                sa.exists(
+                    sa.select(sa.literal(1))
+                    .select_from(each)
+                    .where(each.c.type == "text", test(each.c.value))
+                ),
+            )
+        elements = sa.func.jsonb_array_elements(self._array_or_empty(target)).table_valued("value")
+        text = elements.c.value.op("#>>", return_type=sa.Text())(sa.literal_column("'{}'")).collate(
+            "C"
+        )
+        return sa.exists(
+            sa.select(sa.literal(1))
+            .select_from(elements)
+            .where(sa.func.jsonb_typeof(elements.c.value) == "string", test(text))
+        )
+
+    # --- field resolution ------------------------------------------------------------------
+
+    def _unsupported(self, target: _Target, op: Op) -> ValidationError:
+        return ValidationError("op", op.value, f"does not apply to {type(target).__name__}")
+
+    def _target(self, path: str) -> _Target:
+        target = self._targets.get(path)
+        if target is None:
+            target = self._targets[path] = self._resolve(field_info(self.entity, path))
+        return target
+
+    def _resolve(self, info: FieldInfo) -> _Target:
+        table = self.table
+        if info.kind == "any":
+            assert info.key is not None
+            return _Custom(table.c[info.column], info.key)
+        if info.key is not None and info.column not in self.layout.object_fields:
+            # a text value of a mapping (external_ids.salesforce)
+            column = table.c[info.column]
+            if self.sqlite:
+                extracted: Clause = sa.func.json_extract(column, f'$."{info.key}"')
+            else:
+                extracted = column.op("->>", return_type=sa.Text())(info.key).collate("C")
+            return _Column(extracted, extracted, None)
+        if info.is_list:
+            return _List(self.layout.children[info.column], table.c.id)
+        if info.kind == "object":
+            return _Object(table.c[f"has_{info.column}"])
+        name = info.column if info.key is None else f"{info.column}_{info.key}"
+        column = table.c[name]
+        codec = self.layout.codecs[info.path]
+        as_float = self.sqlite and info.kind == "decimal"
+        expr: Clause = sa.cast(column, sa.Float()) if as_float else column
+        return _Column(expr, column, codec, as_float, bool(column.nullable))

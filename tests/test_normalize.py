@@ -296,6 +296,25 @@ def test_phone_type(number: str, kind: str | None) -> None:
     assert phone_type(number) == kind
 
 
+@settings(max_examples=400)
+@given(
+    country_code=st.sampled_from(sorted(phonenumbers.COUNTRY_CODE_TO_REGION_CODE)),
+    national=st.from_regex(r"[0-9]{4,14}", fullmatch=True),
+)
+def test_canonical_e164_input_reads_as_a_full_parse_would(country_code: int, national: str) -> None:
+    """Stored-looking numbers take a shortcut; it must agree with phonenumbers' parse."""
+    value = f"+{country_code}{national}"
+    try:
+        expected: str | None = normalize_phone(f" {value}")  # the space forces a full parse
+    except ValidationError:
+        expected = None
+    try:
+        got: str | None = normalize_phone(value)
+    except ValidationError:
+        got = None
+    assert got == expected
+
+
 def test_phone_type_needs_a_country_code() -> None:
     rejects(phone_type, "202 555 0123", "phone", "has no country code")
 

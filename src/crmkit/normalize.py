@@ -417,12 +417,20 @@ def _canonical_phone(text: str) -> str | None:
     prefix = _national_prefix(country_code)
     if national[0] == "0" or (prefix is not None and prefix.match(national)):
         return None
-    number = phonenumbers.PhoneNumber(country_code=country_code, national_number=int(national))
-    if phonenumbers.is_possible_number_with_reason(number) != (
-        phonenumbers.ValidationResult.IS_POSSIBLE
-    ):
-        return None
-    return text
+    return text if _possible_length(country_code, len(national)) else None
+
+
+@functools.cache
+def _possible_length(country_code: int, length: int) -> bool:
+    """Whether a national number of ``length`` digits (no leading 0) is possible there.
+
+    phonenumbers decides possibility from the country code and the length alone.
+    """
+    import phonenumbers
+
+    number = phonenumbers.PhoneNumber(country_code=country_code, national_number=10 ** (length - 1))
+    result = phonenumbers.is_possible_number_with_reason(number)
+    return bool(result == phonenumbers.ValidationResult.IS_POSSIBLE)
 
 
 @functools.lru_cache(maxsize=_BIG_CACHE)

@@ -13,7 +13,17 @@ from typing import Any, TypeVar
 
 import attrs
 
-__all__ = ["Created", "Deleted", "Event", "EventBus", "Updated"]
+__all__ = [
+    "Created",
+    "DealStageChanged",
+    "Deleted",
+    "Event",
+    "EventBus",
+    "SlaBreached",
+    "StageChanged",
+    "TicketStatusChanged",
+    "Updated",
+]
 
 log = logging.getLogger("crmkit.events")
 
@@ -58,6 +68,41 @@ class Deleted(Event):
     """A record was deleted; ``entity`` is its last stored state."""
 
     entity: Any
+
+
+@attrs.frozen(kw_only=True)
+class StageChanged(Event):
+    """A deal or ticket entered a new stage (``from_stage`` is ``None`` for a new record).
+
+    ``record`` is the stored record after the change; ``reason`` the reason given, if any.
+    """
+
+    pipeline_id: str | None
+    from_stage: str | None
+    to_stage: str
+    record: Any
+    reason: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class DealStageChanged(StageChanged):
+    """A deal moved to another stage of its pipeline (won and lost are stages too)."""
+
+
+@attrs.frozen(kw_only=True)
+class TicketStatusChanged(StageChanged):
+    """A ticket changed status (``from_stage``/``to_stage`` are the statuses)."""
+
+
+@attrs.frozen(kw_only=True)
+class SlaBreached(Event):
+    """A ticket missed an SLA target: ``target`` is ``"first_response"`` or ``"resolution"``
+    and ``due_at`` the missed due time. Published once per ticket and target by
+    :meth:`crmkit.tickets.TicketRepository.check_breaches`."""
+
+    target: str
+    due_at: dt.datetime
+    ticket: Any
 
 
 EventT = TypeVar("EventT", bound=Event)

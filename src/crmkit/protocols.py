@@ -13,10 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
-from typing import Any, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 from crmkit.entities import Entity
 from crmkit.query import Expr, Query
+
+if TYPE_CHECKING:
+    from crmkit.aggregation import Group, Metric
 
 __all__ = ["Backend", "BackendFactory", "Store"]
 
@@ -71,6 +74,21 @@ class Store(Protocol[E]):
 
     def count(self, where: Expr | None) -> int:
         """How many records match ``where``."""
+        ...
+
+    def aggregate(
+        self, where: Expr | None, group_by: Sequence[Group], metrics: Sequence[Metric]
+    ) -> list[dict[str, Any]]:
+        """One row per group of the records matching ``where``, computed by the database.
+
+        Each row maps every group's ``name`` to its value (``None`` for records without
+        one; truncated dates and datetimes as the :class:`datetime.date` starting the UTC
+        period) and every metric's ``name`` to its value: ``count`` (records, or records
+        whose path is set), ``sum`` (exact: ``Decimal``, ``int`` or ``timedelta``; ``None`` or
+        zero when nothing is set), ``min`` and ``max`` (typed like the field; ``None`` when
+        nothing is set). Metrics arrive checked (:func:`crmkit.aggregation.check_spec`);
+        ``avg`` never reaches a backend. Rows may come in any order.
+        """
         ...
 
 

@@ -8,15 +8,16 @@ checks and binds filters, and delegates storage to the backend's :class:`Store`.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Generic, Literal, Protocol, TypeVar
 
 import attrs
 
+from crmkit.aggregation import Group, Metric, check_spec, finish_rows
 from crmkit.entities import Entity
 from crmkit.entities._base import stamped
-from crmkit.errors import ConflictError, ValidationError
+from crmkit.errors import BackendError, ConflictError, ValidationError
 from crmkit.events import Created, Deleted, Event, Updated
 from crmkit.ids import new_id
 from crmkit.protocols import Store, chunked
@@ -31,7 +32,7 @@ from crmkit.query import (
     parse_order,
 )
 
-__all__ = ["BulkResult", "Rejected", "Repository"]
+__all__ = ["AfterWriteHook", "BulkResult", "Rejected", "Repository"]
 
 E = TypeVar("E", bound=Entity)
 
@@ -44,6 +45,21 @@ class WriteHook(Protocol):
     """
 
     def __call__(self, entity: Any, previous: Any | None, /) -> Any: ...
+
+
+@attrs.frozen
+class AfterWriteHook:
+    """Work done inside a write's transaction once a record is stored (history records,
+    derived updates of other records); ``previous`` is ``None`` for a new record.
+
+    ``applies(stored, previous)`` says cheaply whether ``run(stored, previous)`` has work
+    to do: a single ``add`` that no hook applies to needs no transaction around it.
+    Raising in ``run`` rolls the write back. Hooks are registered per collection
+    (:attr:`crmkit.CRM.after_write_hooks`).
+    """
+
+    applies: Callable[[Any, Any | None], bool]
+    run: Callable[[Any, Any | None], None]
 
 
 class QueryHook(Protocol):
@@ -69,6 +85,9 @@ class Context(Protocol):
 
     @property
     def query_hooks(self) -> Sequence[QueryHook]: ...
+
+    @property
+    def after_write_hooks(self) -> Mapping[str, Sequence[AfterWriteHook]]: ...
 
 
 @attrs.frozen
@@ -149,8 +168,12 @@ class Repository(Generic[E]):
         return entity
 
     def _new(self, entity: E | Mapping[str, Any], now: dt.datetime) -> E:
-        entity = self._prepare(self._build(entity), None)
-        return stamped(entity, id=new_id(), version=1, created_at=now, updated_at=now)
+        # stamped before the hooks, so that they see the write's time (``updated_at``)
+        ready = stamped(self._build(entity), id=new_id(), version=1, created_at=now, updated_at=now)
+        entity = self._prepare(ready, None)
+        if entity is ready:
+            return ready
+        return stamped(entity, id=ready.id or "", version=1, created_at=now, updated_at=now)
 
     def add(self, entity: E | Mapping[str, Any]) -> E:
         """Store a new record and return it with ``id``, ``version=1`` and timestamps set.
@@ -159,6 +182,15 @@ class Repository(Generic[E]):
         Raises ``ValidationError``.
         """
         stored = self._new(entity, self._ctx.now())
+        hooks = self._ctx.after_write_hooks.get(self.entity.collection)
+        after = [h for h in hooks if h.applies(stored, None)] if hooks else None
+        if after:
+            with self._ctx.transaction():
+                self._store.insert([stored])
+                for hook in after:
+                    hook.run(stored, None)
+                self._emit_created(stored)
+            return stored
         self._store.insert([stored])
         self._emit_created(stored)
         return stored
@@ -203,6 +235,10 @@ class Repository(Generic[E]):
                 if ready:
                     self._store.insert(ready)
                     added.extend(ready)
+                    for hook in self._ctx.after_write_hooks.get(self.entity.collection, ()):
+                        for stored in ready:
+                            if hook.applies(stored, None):
+                                hook.run(stored, None)
             if self._ctx.listening:
                 for stored in added:
                     self._emit_created(stored)
@@ -227,17 +263,18 @@ class Repository(Generic[E]):
                     f"{self.entity.__name__} {entity.id!r} is at version {previous.version}, "
                     f"the update was based on version {entity.version}"
                 )
-            entity = self._prepare(entity, previous)
             assert previous.created_at is not None
             assert previous.id is not None
-            stored = stamped(
-                entity,
-                id=previous.id,
-                version=previous.version + 1,
-                created_at=previous.created_at,
-                updated_at=max(self._ctx.now(), previous.created_at),
-            )
+            id, version, created = previous.id, previous.version + 1, previous.created_at
+            at = max(self._ctx.now(), created)
+            # stamped before the hooks, so that they see the write's time (``updated_at``)
+            ready = stamped(entity, id=id, version=version, created_at=created, updated_at=at)
+            entity = self._prepare(ready, previous)
+            stored = stamped(entity, id=id, version=version, created_at=created, updated_at=at)
             self._store.replace(stored, previous.version)
+            for hook in self._ctx.after_write_hooks.get(self.entity.collection, ()):
+                if hook.applies(stored, previous):
+                    hook.run(stored, previous)
             if self._ctx.listening:
                 self._ctx.emit(
                     Updated(
@@ -374,6 +411,34 @@ class Repository(Generic[E]):
     def exists(self, where: Expr | None = None) -> bool:
         """True when at least one record matches ``where``."""
         return bool(self.find(where, limit=1))
+
+    def aggregate(
+        self,
+        where: Expr | None = None,
+        *,
+        group_by: Sequence[Group | str] = (),
+        metrics: Sequence[Metric] = (Metric.count(),),
+    ) -> list[dict[str, Any]]:
+        """Group the records matching ``where`` and compute ``metrics``, in the database.
+
+        Returns one ``dict`` per group (group names and metric names to values), sorted by
+        the group values with ``None`` last; without ``group_by``, exactly one row. See
+        :mod:`crmkit.aggregation` for the exact semantics. Raises ``ValidationError`` for an
+        unknown path or an operation the field's kind does not support, ``BackendError``
+        when the backend cannot aggregate.
+
+        >>> import crmkit
+        >>> crmkit.connect("memory://").deals.aggregate(group_by=["owner_id"])
+        []
+        """
+        groups, wanted, infos = check_spec(self.entity, group_by, metrics)
+        aggregate = getattr(self._store, "aggregate", None)
+        if aggregate is None:
+            raise BackendError(f"the {self.entity.collection} store cannot aggregate")
+        rows = aggregate(self._where(where), groups, wanted)
+        if not groups and not rows:
+            rows = [{}]  # without groups there is always one row, the whole selection's
+        return finish_rows(rows, groups, metrics, infos)
 
 
 def _path_value(entity: Any, path: str) -> Any:

@@ -11,15 +11,19 @@ readers do not lock and may see the writes of another thread's open transaction.
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from crmkit.entities import Entity
 from crmkit.entities.schema import FieldInfo, field_info, indexed_fields
 from crmkit.errors import ConflictError, NotFound, ValidationError
 from crmkit.query import And, Cond, Expr, Not, Op, Or, Order, Query
+
+if TYPE_CHECKING:
+    from crmkit.aggregation import Group, Metric
 
 __all__ = ["MemoryBackend", "MemoryStore", "open_backend"]
 
@@ -270,6 +274,58 @@ class MemoryStore(Generic[E]):
         if where is None:
             return len(self._rows)
         return len(self._candidates(where))
+
+    def aggregate(
+        self, where: Expr | None, group_by: Sequence[Group], metrics: Sequence[Metric]
+    ) -> list[dict[str, Any]]:
+        """Groups and metrics of the matching records (see :meth:`Store.aggregate`)."""
+        keys = [(g.name, _group_getter(self.entity, g)) for g in group_by]
+        values = [
+            (m, None if m.path is None else _getter(field_info(self.entity, m.path)))
+            for m in metrics
+        ]
+        groups: dict[tuple[Any, ...], dict[str, Any]] = {}
+        for entity in self._candidates(where):
+            key = tuple(get(entity) for _, get in keys)
+            row = groups.get(key)
+            if row is None:
+                row = groups[key] = {name: v for (name, _), v in zip(keys, key, strict=True)}
+                for m, _ in values:
+                    row[m.name] = 0 if m.op == "count" else None
+            for m, get in values:
+                value = None if get is None else get(entity)
+                if m.op == "count":
+                    row[m.name] += get is None or value is not None
+                elif value is None:
+                    continue
+                elif row[m.name] is None:
+                    row[m.name] = value
+                elif m.op == "sum":
+                    row[m.name] += value
+                elif m.op == "min":
+                    row[m.name] = min(row[m.name], value)
+                else:
+                    row[m.name] = max(row[m.name], value)
+        return list(groups.values())
+
+
+def _truncate(value: Any, trunc: str) -> Any:
+    if value is None:
+        return None
+    day: dt.date = value.astimezone(dt.UTC).date() if isinstance(value, dt.datetime) else value
+    if trunc == "month":
+        return day.replace(day=1)
+    if trunc == "year":
+        return day.replace(month=1, day=1)
+    return day
+
+
+def _group_getter(entity: type[Any], group: Group) -> Callable[[Any], Any]:
+    get = _getter(field_info(entity, group.path))
+    trunc = group.trunc
+    if trunc is None:
+        return get
+    return lambda e: _truncate(get(e), trunc)
 
 
 # --- filter evaluation --------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import enum
 from decimal import Decimal
 from typing import Any, ClassVar
 
@@ -11,7 +12,19 @@ import attrs
 from crmkit.entities import _fields as f
 from crmkit.entities._base import Entity, Money
 
-__all__ = ["Deal"]
+__all__ = ["ContactRole", "Deal"]
+
+
+class ContactRole(enum.StrEnum):
+    """Common roles of a contact in a deal's buying committee (any text is accepted)."""
+
+    DECISION_MAKER = "decision_maker"
+    ECONOMIC_BUYER = "economic_buyer"
+    CHAMPION = "champion"
+    INFLUENCER = "influencer"
+    TECHNICAL_BUYER = "technical_buyer"
+    USER = "user"
+    BLOCKER = "blocker"
 
 
 @attrs.frozen(kw_only=True)
@@ -19,7 +32,13 @@ class Deal(Entity):
     """A sales opportunity in a pipeline stage.
 
     ``contact_ids`` is the buying committee; ``contact_roles`` maps some of them to their
-    role (``"decision_maker"``, ``"champion"`` ...). ``amount`` is :class:`Money`.
+    role (:class:`ContactRole` values such as ``"decision_maker"``, ``"champion"``, or any
+    other text). ``amount`` is :class:`Money`.
+
+    In a stored pipeline, crmkit maintains the stage fields on every write (see
+    :mod:`crmkit.pipelines`): ``probability`` follows the stage, ``stage_entered_at`` and
+    ``closed_at`` are set on entry, ``expected_revenue`` is ``amount x probability`` and
+    ``cycle_time`` the time from creation to close.
     """
 
     collection: ClassVar[str] = "deals"
@@ -38,6 +57,8 @@ class Deal(Entity):
     stage_entered_at: dt.datetime | None = f.timestamp()
     closed_at: dt.datetime | None = f.timestamp()
     lost_reason: str | None = f.text(max_length=500)
+    expected_revenue: Money | None = f.value_object(Money)
+    cycle_time: dt.timedelta | None = f.duration()
     tags: tuple[str, ...] = f.text_list()
     custom: Any = f.mapping()
     external_ids: Any = f.text_mapping()

@@ -30,7 +30,10 @@ class Ticket(Entity):
     """A support request with a status, a priority and SLA due times.
 
     ``status`` is a stage key of the ticket pipeline (``new``, ``open``, ``pending``,
-    ``on_hold``, ``solved``, ``closed`` by default).
+    ``on_hold``, ``solved``, ``closed`` by default). crmkit maintains the SLA fields on
+    every write (see :mod:`crmkit.tickets`): due times from the ticket's SLA policy,
+    ``resolved_at``/``closed_at`` on entering a solved/closed status, ``first_response_at``
+    when an outbound interaction is linked, and ``*_breached_at`` when a breach is noticed.
     """
 
     collection: ClassVar[str] = "tickets"
@@ -52,6 +55,8 @@ class Ticket(Entity):
     first_response_at: dt.datetime | None = f.timestamp()
     resolved_at: dt.datetime | None = f.timestamp()
     closed_at: dt.datetime | None = f.timestamp()
+    first_response_breached_at: dt.datetime | None = f.timestamp()
+    resolution_breached_at: dt.datetime | None = f.timestamp()
     tags: tuple[str, ...] = f.text_list()
     custom: Any = f.mapping()
     external_ids: Any = f.text_mapping()

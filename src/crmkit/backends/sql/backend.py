@@ -18,8 +18,9 @@ Connections and transactions
   roll back the host's transaction: commit and rollback belong to the host. When it is not
   in a transaction, crmkit begins and commits one per call (or per ``transaction()``).
   A host ``Engine`` is used like a URL-opened one, except that crmkit does not change its
-  connection setup (on SQLite, install SQLAlchemy's "pysqlite SAVEPOINT" recipe yourself if
-  you nest transactions).
+  connection setup. On SQLite, crmkit sends ``BEGIN`` itself when the driver has not yet
+  (see :func:`_ensure_begun`), so savepoints nest correctly without SQLAlchemy's "pysqlite
+  SAVEPOINT" recipe on the host's engine.
 
 Optimistic locking is ``UPDATE ... WHERE id = :id AND version = :expected``: zero rows means
 a concurrent writer won (``ConflictError``) or the record is gone (``NotFound``).
@@ -30,6 +31,7 @@ Errors: ``IntegrityError`` becomes ``ConflictError``; every other SQLAlchemy or 
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -53,18 +55,20 @@ __all__ = ["DRIVER_ERRORS", "SqlBackend", "SqlStore", "open_backend", "translate
 
 E = TypeVar("E", bound=Entity)
 
-#: Head revision of crmkit's Alembic migrations (checked against the scripts by the tests).
-HEAD_REVISION = "0001"
 
 _errors: list[type[BaseException]] = [sqlite3.Error]
+_integrity: list[type[BaseException]] = [sqlite3.IntegrityError]
 try:  # pragma: no cover - psycopg is an optional extra
     import psycopg
 
     _errors.append(psycopg.Error)
+    _integrity.append(psycopg.IntegrityError)
 except ImportError:  # pragma: no cover
     pass
 #: Raw driver exception types that must never escape (SQLAlchemy wraps most of them).
 DRIVER_ERRORS: tuple[type[BaseException], ...] = tuple(_errors)
+# what a driver raises for a constraint violation when crmkit talks to it directly (COPY)
+_DRIVER_INTEGRITY: tuple[type[BaseException], ...] = tuple(_integrity)
 _IGNORABLE: tuple[type[BaseException], ...] = (sa_exc.SQLAlchemyError, *DRIVER_ERRORS)
 
 _GET_MANY_CHUNK = 500
@@ -81,9 +85,34 @@ def translate_errors(action: str) -> Iterator[None]:
         yield
     except sa_exc.IntegrityError as exc:
         raise ConflictError(f"{action}: {exc.orig}") from exc
+    except _DRIVER_INTEGRITY as exc:
+        raise ConflictError(f"{action}: {exc}") from exc
     except _IGNORABLE as exc:
         detail = getattr(exc, "orig", None) or exc
         raise BackendError(f"{action} failed: {detail}") from exc
+
+
+def _ensure_begun(conn: Connection) -> None:
+    """Make sure SQLite really is in the transaction SQLAlchemy thinks it began.
+
+    Left to itself, ``sqlite3`` (pysqlite) sends no ``BEGIN`` until the first INSERT or
+    UPDATE, so a ``SAVEPOINT`` sent first opens the transaction itself and its ``RELEASE``
+    commits everything, behind the back of the transaction (crmkit's or a host's) around
+    it. crmkit's own engines emit ``BEGIN`` themselves; a host's engine, connection or
+    session usually does not (SQLAlchemy's "pysqlite SAVEPOINT" recipe is opt-in), so emit
+    it here when the driver has not.
+    """
+    if conn.dialect.name != "sqlite":
+        return
+    raw = conn.connection.dbapi_connection
+    if not getattr(raw, "in_transaction", True):
+        conn.exec_driver_sql("BEGIN")
+
+
+def _begin_nested(conn: Connection) -> Any:
+    """``conn.begin_nested()``, inside a transaction the database knows about."""
+    _ensure_begun(conn)
+    return conn.begin_nested()
 
 
 # --- connection sources ---------------------------------------------------------------------
@@ -141,6 +170,8 @@ class _EngineSource(_Source):
                     if self._controls_begin:
                         conn.execution_options(crmkit_begin="BEGIN IMMEDIATE")
                     tx = conn.begin()
+                    if not self._controls_begin:
+                        _ensure_begun(conn)
                 with _finish(tx):
                     yield conn
             finally:
@@ -176,7 +207,11 @@ class _ConnectionSource(_Source):
         conn = self.conn
         with self.lock:
             with translate_errors("begin transaction"):
-                tx = conn.begin_nested() if conn.in_transaction() else conn.begin()
+                if conn.in_transaction():
+                    tx = _begin_nested(conn)
+                else:
+                    tx = conn.begin()
+                    _ensure_begun(conn)
             with _finish(tx):
                 yield conn
 
@@ -207,11 +242,12 @@ class _SessionSource(_Source):
             if session.in_transaction():
                 with translate_errors("begin transaction"):
                     conn = session.connection()
-                    tx: Any = conn.begin_nested()
+                    tx: Any = _begin_nested(conn)
             else:
                 with translate_errors("begin transaction"):
                     tx = session.begin()
                     conn = session.connection()
+                    _ensure_begun(conn)
             with _finish(tx):
                 yield conn
 
@@ -255,12 +291,34 @@ def _configure_sqlite(engine: Engine, *, wal: bool, busy_timeout_ms: int) -> Non
 
 # --- the backend ------------------------------------------------------------------------------
 
+# Building the tables and the entity layouts takes tens of milliseconds, and an embedding
+# application may open crmkit on each request's Session: both are built once per process
+# (they are never changed after construction).
+
+
+@functools.lru_cache(maxsize=64)
+def _shared_metadata(prefix: str, schema: str | None) -> sa.MetaData:
+    return make_metadata(prefix, schema)
+
+
+def _metadata(prefix: Any, schema: Any) -> sa.MetaData:
+    if isinstance(prefix, str) and (schema is None or isinstance(schema, str)):
+        return _shared_metadata(prefix, schema)
+    return make_metadata(prefix, schema)  # raises the ValidationError
+
+
+@functools.lru_cache(maxsize=1024)
+def _layout(entity: type[Entity], metadata: sa.MetaData, dialect: str) -> EntityLayout:
+    return EntityLayout(entity, metadata, dialect)
+
 
 class SqlBackend:
     """crmkit's storage on a SQL database through SQLAlchemy Core (SQLite, PostgreSQL).
 
     Build one with :func:`open_backend` (``crmkit.connect`` does). ``prefix`` and ``schema``
-    choose the table names (see :func:`crmkit.backends.sql.make_metadata`).
+    choose the table names (see :func:`crmkit.backends.sql.make_metadata`); the tables are in
+    :attr:`metadata`, shared by every backend with the same prefix and schema (read it, do
+    not add to it: a host's migrations use :func:`~crmkit.backends.sql.make_metadata`).
     """
 
     name = "sql"
@@ -280,7 +338,7 @@ class SqlBackend:
             )
         self.prefix = prefix
         self.schema = schema
-        self.metadata = make_metadata(prefix, schema)
+        self.metadata = _metadata(prefix, schema)
         self._local = threading.local()
         self._stores: dict[type[Entity], SqlStore[Any]] = {}
         self._fold_collation: str | None = None
@@ -372,16 +430,26 @@ class SqlBackend:
         """Create crmkit's tables and indexes if missing (idempotent).
 
         A database created here is stamped with the current migration revision, so a later
-        :meth:`upgrade_schema` applies only newer migrations. Raises ``BackendError``.
+        :meth:`upgrade_schema` applies only newer migrations; one stamped by an older crmkit
+        is upgraded (:meth:`upgrade_schema`). Raises ``BackendError``.
         """
+        from crmkit.backends.sql.migrations import head_revision, upgrade
+
         with translate_errors("create schema"), self.writing() as conn:
             inspector = sa.inspect(conn)
             fresh = not inspector.has_table(f"{self.prefix}contacts", schema=self.schema)
+            versions = _version_table(self.version_table, self.schema)
+            stamped = inspector.has_table(self.version_table, schema=self.schema)
+            if not fresh and stamped:
+                revision = conn.execute(sa.select(versions.c.version_num)).scalar()
+                if revision != head_revision():
+                    # made by an older crmkit: its tables need the migrations (new columns
+                    # of existing tables), which create_all could not add
+                    upgrade(conn, prefix=self.prefix, schema=self.schema)
             self.metadata.create_all(conn)
-            if fresh and not inspector.has_table(self.version_table, schema=self.schema):
-                versions = _version_table(self.version_table, self.schema)
+            if fresh and not stamped:
                 versions.create(conn)
-                conn.execute(versions.insert(), {"version_num": HEAD_REVISION})
+                conn.execute(versions.insert(), {"version_num": head_revision()})
 
     def upgrade_schema(self) -> None:
         """Apply crmkit's Alembic migrations up to the newest (creates an empty schema).
@@ -420,7 +488,7 @@ def _version_table(name: str, schema: str | None) -> sa.Table:
 @contextmanager
 def _savepoint(conn: Connection) -> Iterator[None]:
     with translate_errors("savepoint"):
-        sp = conn.begin_nested()
+        sp = _begin_nested(conn)
     with _finish(sp):
         yield
 
@@ -434,12 +502,16 @@ class SqlStore(Generic[E]):
     def __init__(self, backend: SqlBackend, entity: type[E]) -> None:
         self.backend = backend
         self.entity = entity
-        self.layout = layout = EntityLayout(entity, backend.metadata, backend.dialect)
+        entity_type: Any = entity  # a class is hashable (mypy cannot tell for type[E])
+        self.layout = layout = _layout(entity_type, backend.metadata, backend.dialect)
         self.compiler = FilterCompiler(layout, backend.dialect, backend._fold_collation)
         self._sqlite = backend.dialect == "sqlite"
         table = self.table = layout.table
         c = table.c
-        self._select = sa.select(*layout.columns)
+        # JSON columns are selected as the driver returns them (text on SQLite): from_row
+        # decodes them itself, and SQLAlchemy's JSON result processing would double the
+        # cost of reading a row
+        self._select = sa.select(*(_undecoded(col) for col in layout.columns))
         self._get = self._select.where(c.id == sa.bindparam("id"))
         self._get_many = self._select.where(c.id.in_(sa.bindparam("ids", expanding=True)))
         self._children = tuple(layout.children.items())
@@ -472,7 +544,7 @@ class SqlStore(Generic[E]):
         return self._sql
 
     def insert(self, entities: Sequence[E]) -> None:
-        """Store new records, all or none (one executemany per table).
+        """Store new records, all or none (one executemany or COPY per table).
 
         Raises ``ConflictError`` when an id exists already, ``BackendError``.
         """
@@ -482,13 +554,14 @@ class SqlStore(Generic[E]):
         rows = [to_values(e) for e in entities]
         with translate_errors(f"insert into {self.table.name}"), self.backend.writing() as conn:
             sql = self._write_sql(conn)
-            # raw executemany of SQL built once from the metadata: values are already in
-            # column form, so SQLAlchemy's per-row parameter processing would be pure overhead
-            _execute(conn, sql.insert, rows)
+            # raw executemany (or COPY) of SQL built once from the metadata: values are
+            # already in column form, so SQLAlchemy's per-row parameter processing would be
+            # pure overhead
+            _insert(conn, sql.insert, sql.copy, rows)
             for field, _ in self._children:
                 child_rows = self.layout.child_values(field, entities)
                 if child_rows:
-                    _execute(conn, sql.child_insert[field], child_rows)
+                    _insert(conn, sql.child_insert[field], sql.child_copy.get(field), child_rows)
 
     def replace(self, entity: E, expected_version: int) -> None:
         """Overwrite the record if still at ``expected_version`` (one conditional UPDATE).
@@ -635,6 +708,19 @@ class SqlStore(Generic[E]):
                 _install_fold(conn)
             return int(conn.execute(stmt).scalar_one())
 
+    def aggregate(self, where: Expr | None, group_by: Any, metrics: Any) -> list[dict[str, Any]]:
+        """Groups and metrics computed in SQL (see :mod:`.aggregate`). Raises ``BackendError``."""
+        from crmkit.backends.sql import aggregate
+
+        # the fold function is installed on every SQLite connection below anyway
+        stmt, _needs_fold = aggregate.aggregate_statement(self, where, group_by, metrics)
+        with translate_errors(f"aggregate {self.table.name}"), self.backend.reading() as conn:
+            if self._sqlite:
+                _install_fold(conn)
+                aggregate.install_decimal_aggregates(conn)
+            rows = conn.execute(stmt).all()
+        return aggregate.read_rows(self, rows, group_by, metrics)
+
 
 class _WriteSql:
     """INSERT/UPDATE/DELETE text of one entity's tables for one dialect, built once."""
@@ -652,19 +738,49 @@ class _WriteSql:
         self.update = f"UPDATE {table} SET {sets} WHERE id = {mark} AND version = {mark}"
         self.child_insert: dict[str, str] = {}
         self.child_remove: dict[str, str] = {}
+        # PostgreSQL through psycopg 3 bulk-loads with COPY, several times faster than
+        # executemany (which still sends one INSERT per row, pipelined)
+        copy = dialect.name == "postgresql" and dialect.driver == "psycopg"
+        self.copy = f"COPY {table} ({', '.join(names)}) FROM STDIN" if copy else None
+        self.child_copy: dict[str, str] = {}
         for field, child in layout.children.items():
             name = quote.format_table(child)
             self.child_insert[field] = (
                 f"INSERT INTO {name} (owner_id, value) VALUES ({mark}, {mark})"
             )
+            if copy:
+                self.child_copy[field] = f"COPY {name} (owner_id, value) FROM STDIN"
             self.child_remove[field] = (
                 f"DELETE FROM {name} WHERE owner_id = {mark} AND value = {mark}"
             )
 
 
+#: Fewer rows than this are inserted with executemany even where COPY is available.
+_COPY_FROM = 50
+
+
+def _insert(conn: Connection, insert: str, copy: str | None, rows: list[Any]) -> None:
+    """Insert ``rows`` (tuples in column order): COPY when given and worth it, else
+    executemany. Raises driver or SQLAlchemy errors (mapped by :func:`translate_errors`)."""
+    if copy is None or len(rows) < _COPY_FROM:
+        _execute(conn, insert, rows)
+        return
+    raw: Any = conn.connection.dbapi_connection
+    with raw.cursor() as cursor, cursor.copy(copy) as loader:
+        write = loader.write_row
+        for row in rows:
+            write(row)
+
+
 def _execute(conn: Connection, sql: str, params: Any) -> sa.CursorResult[Any]:
     """Run driver-level SQL (one tuple, or a list of tuples for executemany)."""
     return conn.exec_driver_sql(sql, params)
+
+
+def _undecoded(column: sa.Column[Any]) -> sa.ColumnElement[Any]:
+    if isinstance(column.type, sa.JSON):
+        return sa.type_coerce(column, sa.Text()).label(column.name)
+    return column
 
 
 def _valid_id(id: object) -> bool:

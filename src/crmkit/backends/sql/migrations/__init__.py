@@ -12,12 +12,13 @@ crmkit with ``create_schema=False``.
 
 from __future__ import annotations
 
+import functools
 import pathlib
 from typing import Any
 
 from sqlalchemy.engine import Connection
 
-__all__ = ["DIRECTORY", "alembic_config", "prefix_and_schema", "upgrade"]
+__all__ = ["DIRECTORY", "alembic_config", "head_revision", "prefix_and_schema", "upgrade"]
 
 #: The Alembic script directory (``env.py``, ``versions/``).
 DIRECTORY = pathlib.Path(__file__).resolve().parent
@@ -43,6 +44,20 @@ def upgrade(conn: Connection, *, prefix: str, schema: str | None, revision: str 
     from alembic import command
 
     command.upgrade(alembic_config(conn, prefix=prefix, schema=schema), revision)
+
+
+@functools.cache
+def head_revision() -> str:
+    """The newest revision of crmkit's migrations (read from the scripts, once).
+
+    :meth:`~crmkit.backends.sql.SqlBackend.create_schema` stamps a database it creates with
+    it, so a new revision script is all a schema change needs.
+    """
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory(str(DIRECTORY)).get_current_head()
+    assert head is not None, "crmkit's migrations have no head revision"
+    return head
 
 
 def prefix_and_schema() -> tuple[str, str | None]:

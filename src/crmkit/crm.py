@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from importlib.metadata import EntryPoint, entry_points
 from typing import TYPE_CHECKING, Any, TypeVar, cast
@@ -17,22 +17,25 @@ from crmkit.entities import (
     Campaign,
     CampaignMember,
     Contact,
-    Deal,
     Entity,
     Interaction,
     Pipeline,
     Role,
     Segment,
     Share,
-    Task,
+    StageChange,
     Team,
-    Ticket,
     User,
 )
 from crmkit.errors import BackendError, CRMError, ValidationError
 from crmkit.events import Event, EventBus
+from crmkit.leads import LeadConverter
+from crmkit.pipelines import DealRepository, PipelineRules
 from crmkit.protocols import Backend
-from crmkit.repository import QueryHook, Repository, WriteHook
+from crmkit.reports import DealReports
+from crmkit.repository import AfterWriteHook, QueryHook, Repository, WriteHook
+from crmkit.tasks import TaskRepository, TaskRules
+from crmkit.tickets import SlaRegistry, TicketRepository, TicketRules
 
 if TYPE_CHECKING:
     from crmkit.permissions import UserView
@@ -42,6 +45,13 @@ __all__ = ["CRM", "available_backends", "connect"]
 E = TypeVar("E", bound=Entity)
 
 ENTRY_POINT_GROUP = "crmkit.backends"
+
+#: Repository classes of the collections with verbs of their own (``crm.deals.move``).
+REPOSITORY_TYPES: dict[str, type[Repository[Any]]] = {
+    "deals": DealRepository,
+    "tickets": TicketRepository,
+    "tasks": TaskRepository,
+}
 
 
 def _utc_now() -> dt.datetime:
@@ -60,10 +70,10 @@ class CRM:
     accounts: Repository[Account]
     contacts: Repository[Contact]
     interactions: Repository[Interaction]
-    tasks: Repository[Task]
+    tasks: TaskRepository
     pipelines: Repository[Pipeline]
-    deals: Repository[Deal]
-    tickets: Repository[Ticket]
+    deals: DealRepository
+    tickets: TicketRepository
     segments: Repository[Segment]
     campaigns: Repository[Campaign]
     campaign_members: Repository[CampaignMember]
@@ -73,6 +83,7 @@ class CRM:
     roles: Repository[Role]
     shares: Repository[Share]
     audit_log: Repository[AuditEntry]
+    stage_changes: Repository[StageChange]
 
     def __init__(
         self,
@@ -90,13 +101,39 @@ class CRM:
         #: Normalization rules (``default_region`` reads national phone numbers).
         self.normalizer = Normalizer(default_region)
         entities = EntityNormalizer(self.normalizer)
-        self._write_hooks: list[WriteHook] = [entities]
+        #: SLA policies of tickets, by name (see :mod:`crmkit.tickets`).
+        self.sla = SlaRegistry()
+        #: The deal rules (see :mod:`crmkit.pipelines`).
+        self.pipeline_rules = PipelineRules(self)
+        #: The ticket status and SLA rules (see :mod:`crmkit.tickets`).
+        self.ticket_rules = TicketRules(self)
+        self._write_hooks: list[WriteHook] = [
+            entities,
+            self.pipeline_rules,
+            self.ticket_rules,
+            TaskRules(self),
+        ]
+        rules, tickets = self.pipeline_rules, self.ticket_rules
+        self._after_write_hooks: dict[str, list[AfterWriteHook]] = {
+            "deals": [AfterWriteHook(rules.moved, rules.after_write)],
+            "tickets": [AfterWriteHook(tickets.applies, tickets.after_write)],
+            "interactions": [AfterWriteHook(tickets.is_response, tickets.interaction_written)],
+        }
         self._query_hooks: list[QueryHook] = [entities.query]
+        #: Lead conversion (see :mod:`crmkit.leads`).
+        self.leads = LeadConverter(self)
+        #: Deal reports computed by the database (see :mod:`crmkit.reports`).
+        self.reports = DealReports(self)
         self._repositories: dict[str, Repository[Any]] = {}
         for name, entity in ENTITY_TYPES.items():
-            repo: Repository[Any] = Repository(self, backend.store(entity))
+            repo_type = REPOSITORY_TYPES.get(name, Repository)
+            repo: Repository[Any] = repo_type(self, backend.store(entity))
             self._repositories[name] = repo
             setattr(self, name, repo)
+        from crmkit.dedupe.service import DedupeService
+
+        #: Duplicates: find, explain, merge, unmerge, the rule on add (:mod:`crmkit.dedupe`).
+        self.dedupe = DedupeService(self, write_hooks=self._write_hooks)
 
     def __repr__(self) -> str:
         return f"<CRM on {self.backend.name}>"
@@ -120,6 +157,39 @@ class CRM:
     def query_hooks(self) -> Sequence[QueryHook]:
         """Functions every bound filter passes through before it reaches the backend."""
         return self._query_hooks
+
+    @property
+    def after_write_hooks(self) -> Mapping[str, Sequence[AfterWriteHook]]:
+        """Functions run inside a write's transaction once a record is stored, by
+        collection (stage history, a ticket's first response ...)."""
+        return self._after_write_hooks
+
+    @contextmanager
+    def acting(self, by: str | None, *, reason: str | None = None) -> Iterator[None]:
+        """Attribute the writes inside the block to user ``by`` with ``reason``: they are
+        recorded in stage history, task completions and event ``actor`` fields.
+
+        Nested blocks override the outer one until they end.
+        """
+        local = self._local
+        saved = getattr(local, "acting", (None, None))
+        local.acting = (by or saved[0], reason)
+        try:
+            yield
+        finally:
+            local.acting = saved
+
+    @property
+    def acting_user(self) -> str | None:
+        """The user id writes are attributed to (see :meth:`acting`), if any."""
+        acting: tuple[str | None, str | None] = getattr(self._local, "acting", (None, None))
+        return acting[0]
+
+    @property
+    def acting_reason(self) -> str | None:
+        """The reason given for the current writes (see :meth:`acting`), if any."""
+        acting: tuple[str | None, str | None] = getattr(self._local, "acting", (None, None))
+        return acting[1]
 
     @property
     def listening(self) -> bool:

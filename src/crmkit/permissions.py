@@ -41,11 +41,13 @@ within that view's permissions.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 import attrs
 
+from crmkit.aggregation import Group, Metric
 from crmkit.entities import (
     Account,
     Article,
@@ -66,14 +68,28 @@ from crmkit.entities import (
 )
 from crmkit.entities._base import _slot_names
 from crmkit.entities.access import Access, AuditAction, AuditEntry, Share
+from crmkit.entities.history import StageChange
 from crmkit.errors import NotFound, PermissionDenied, ValidationError
+from crmkit.leads import LeadConverter
+from crmkit.pipelines import DealOperations
 from crmkit.query import And, Cond, Expr, F, Not, Or, Order, OrderSpec, Page
+from crmkit.reports import DealReports
 from crmkit.repository import BulkResult, Rejected, Repository
+from crmkit.tasks import TaskOperations
+from crmkit.tickets import TicketOperations
 
 if TYPE_CHECKING:
     from crmkit.crm import CRM
 
-__all__ = ["Action", "Grants", "Scope", "ScopedRepository"]
+__all__ = [
+    "Action",
+    "Grants",
+    "Scope",
+    "ScopedDealRepository",
+    "ScopedRepository",
+    "ScopedTaskRepository",
+    "ScopedTicketRepository",
+]
 
 E = TypeVar("E", bound=Entity)
 
@@ -122,8 +138,6 @@ class Grants:
         scopes: dict[tuple[str, Action], Scope] = {}
         hidden: dict[str, frozenset[str]] = {}
         readonly: dict[str, frozenset[str]] = {}
-        if not user.active:
-            return cls(user, {}, {}, {})
         for role in roles:
             for collection, actions in role.permissions.items():
                 if not isinstance(actions, Mapping):
@@ -153,6 +167,10 @@ class Grants:
             ] or readers
             hidden[collection] = _common(r.hidden_fields.get(collection, ()) for r in granting)
             readonly[collection] = _common(r.readonly_fields.get(collection, ()) for r in granting)
+        if not user.active:
+            # granted nothing, but its roles' hidden fields stay hidden: filtering on one
+            # is refused the same way whether or not the account is active
+            scopes = {}
         return cls(user, scopes, hidden, readonly)
 
     def scope(self, collection: str, action: Action) -> Scope:
@@ -368,6 +386,23 @@ class ScopedRepository(Generic[E]):
         """True when a readable record matches ``where``."""
         return bool(self.find(where, limit=1))
 
+    def aggregate(
+        self,
+        where: Expr | None = None,
+        *,
+        group_by: Sequence[Group | str] = (),
+        metrics: Sequence[Metric] = (Metric.count(),),
+    ) -> list[dict[str, Any]]:
+        """Groups and metrics of the readable records (see :meth:`Repository.aggregate`);
+        grouping by or measuring a hidden field raises ``PermissionDenied``."""
+        hidden = self._view.grants.hidden_fields(self._collection)
+        paths = [g if isinstance(g, str) else g.path for g in group_by]
+        paths += [m.path for m in metrics if isinstance(m, Metric) and m.path is not None]
+        for path in paths:
+            if _covers(hidden, path):
+                raise PermissionDenied(f"{self._collection}.{path} is hidden from this user")
+        return self._base.aggregate(self._restrict(where), group_by=group_by, metrics=metrics)
+
     # --- writes --------------------------------------------------------------------------
 
     def _deny(self, message: str) -> PermissionDenied:
@@ -575,6 +610,43 @@ def _unmask(entity: E, stored: E, hidden: frozenset[str], columns: Mapping[str, 
     return _replace(entity, changes)
 
 
+class ScopedDealRepository(ScopedRepository[Deal], DealOperations):
+    """Deals as one user sees them, with ``move``/``history`` checked and audited."""
+
+    def _operations_crm(self) -> CRM:
+        return self._view.crm
+
+    def _default_actor(self) -> str | None:
+        return self._view.user.id
+
+
+class ScopedTicketRepository(ScopedRepository[Ticket], TicketOperations):
+    """Tickets as one user sees them, with the ticket verbs checked and audited."""
+
+    def _operations_crm(self) -> CRM:
+        return self._view.crm
+
+    def _default_actor(self) -> str | None:
+        return self._view.user.id
+
+
+class ScopedTaskRepository(ScopedRepository[Task], TaskOperations):
+    """Tasks as one user sees them, with ``complete`` and the due queries scoped."""
+
+    def _operations_crm(self) -> CRM:
+        return self._view.crm
+
+    def _default_actor(self) -> str | None:
+        return self._view.user.id
+
+
+_SCOPED_TYPES: dict[str, type[ScopedRepository[Any]]] = {
+    "deals": ScopedDealRepository,
+    "tickets": ScopedTicketRepository,
+    "tasks": ScopedTaskRepository,
+}
+
+
 class UserView:
     """The CRM as one user sees it (``crm.as_user(user_id)``): the same repositories,
     filtered by the user's permissions. Build it with :meth:`crmkit.CRM.as_user`."""
@@ -582,10 +654,10 @@ class UserView:
     accounts: ScopedRepository[Account]
     contacts: ScopedRepository[Contact]
     interactions: ScopedRepository[Interaction]
-    tasks: ScopedRepository[Task]
+    tasks: ScopedTaskRepository
     pipelines: ScopedRepository[Pipeline]
-    deals: ScopedRepository[Deal]
-    tickets: ScopedRepository[Ticket]
+    deals: ScopedDealRepository
+    tickets: ScopedTicketRepository
     segments: ScopedRepository[Segment]
     campaigns: ScopedRepository[Campaign]
     campaign_members: ScopedRepository[CampaignMember]
@@ -594,6 +666,7 @@ class UserView:
     teams: ScopedRepository[Team]
     roles: ScopedRepository[Role]
     shares: ScopedRepository[Share]
+    stage_changes: ScopedRepository[StageChange]
 
     def __init__(self, crm: CRM, user: User) -> None:
         self.crm = crm
@@ -602,13 +675,21 @@ class UserView:
         self.grants = Grants.of(user, roles)
         self.events = crm.events
         self._members: frozenset[str] | None = None
+        #: Lead conversion within this user's permissions.
+        self.leads = LeadConverter(self)
+        #: Deal reports over the deals this user may read.
+        self.reports = DealReports(self)
         self._repositories: dict[str, ScopedRepository[Any]] = {}
         for name, repo in crm.repositories.items():
             if name == "audit_log":
                 continue
-            scoped: ScopedRepository[Any] = ScopedRepository(self, repo)
+            scoped: ScopedRepository[Any] = _SCOPED_TYPES.get(name, ScopedRepository)(self, repo)
             self._repositories[name] = scoped
             setattr(self, name, scoped)
+        from crmkit.dedupe.service import DedupeService
+
+        #: Duplicate finding and merging over the records this user may read and update.
+        self.dedupe = DedupeService(self)
 
     def __repr__(self) -> str:
         return f"<UserView of {self.crm!r} as {self.user.name!r}>"
@@ -621,9 +702,16 @@ class UserView:
         except KeyError:
             raise ValidationError("collection", entity, "is not visible in a user view") from None
 
-    def transaction(self) -> Any:
-        """The CRM's transaction (see :meth:`crmkit.CRM.transaction`)."""
-        return self.crm.transaction()
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """The CRM's transaction (see :meth:`crmkit.CRM.transaction`); writes inside it are
+        attributed to this user unless a caller named someone else."""
+        crm = self.crm
+        with (
+            crm.transaction(),
+            crm.acting(crm.acting_user or self.user.id, reason=crm.acting_reason),
+        ):
+            yield
 
     def now(self) -> Any:
         """The CRM's clock."""

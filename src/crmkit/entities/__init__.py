@@ -15,8 +15,10 @@ from crmkit.entities.campaign import (
     MemberStatus,
 )
 from crmkit.entities.contact import Contact, LifecycleStage
-from crmkit.entities.deal import Deal
+from crmkit.entities.deal import ContactRole, Deal
+from crmkit.entities.history import StageChange
 from crmkit.entities.interaction import Direction, Interaction, InteractionKind
+from crmkit.entities.merge import MergeRecord
 from crmkit.entities.pipeline import Pipeline, PipelineKind, Stage, StageKind, TransitionPolicy
 from crmkit.entities.segment import Segment, SegmentKind
 from crmkit.entities.task import Task, TaskStatus
@@ -38,6 +40,7 @@ __all__ = [
     "CampaignStatus",
     "Channel",
     "Contact",
+    "ContactRole",
     "Deal",
     "Direction",
     "Entity",
@@ -46,6 +49,7 @@ __all__ = [
     "InteractionKind",
     "LifecycleStage",
     "MemberStatus",
+    "MergeRecord",
     "Money",
     "Pipeline",
     "PipelineKind",
@@ -55,6 +59,7 @@ __all__ = [
     "SegmentKind",
     "Share",
     "Stage",
+    "StageChange",
     "StageKind",
     "Task",
     "TaskStatus",
@@ -84,5 +89,7 @@ ENTITY_TYPES: dict[str, type[Entity]] = {
         Article,
         Share,
         AuditEntry,
+        MergeRecord,
+        StageChange,
     )
 }

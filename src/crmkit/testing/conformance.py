@@ -86,6 +86,8 @@ from crmkit.repository import Repository
 from crmkit.testing import reference
 from crmkit.testing import strategies as cs
 from crmkit.testing._settings import SUITE_HEALTH_CHECKS
+from crmkit.testing.conformance_dedupe import DedupeConformance
+from crmkit.testing.conformance_operations import OperationsConformance
 from crmkit.testing.conformance_permissions import PermissionsConformance
 
 __all__ = ["HOSTILE_VALUES", "ConformanceSuite", "full_entities"]
@@ -432,7 +434,7 @@ def _contact(first: str | None = None, **fields: Any) -> Contact:
     return Contact(first_name=first, **fields)
 
 
-class ConformanceSuite(PermissionsConformance):
+class ConformanceSuite(PermissionsConformance, DedupeConformance, OperationsConformance):
     """Behaviour tests every backend must pass; subclass it and provide a ``crm`` fixture.
 
     The fixture must be function-scoped and yield a fresh, empty :class:`crmkit.CRM`.

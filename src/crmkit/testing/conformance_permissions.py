@@ -216,6 +216,21 @@ class PermissionsConformance:
         carol = crm.as_user(org["carol"].id)
         assert [c.first_name for c in carol.contacts.find()] == ["cat"]
 
+    def test_inactive_user_sees_nothing_and_hidden_fields_stay_hidden(
+        self, crm: CRM, org: dict[str, Any]
+    ) -> None:
+        gone = crm.users.update(attrs.evolve(org["alice"], active=False))
+        view = crm.as_user(gone.id or "")
+        assert view.contacts.find() == []
+        assert view.contacts.count() == 0
+        with pytest.raises(crmkit.NotFound):
+            view.contacts.get(org["ann"].id)
+        with pytest.raises(crmkit.PermissionDenied):
+            view.contacts.find(F.phones.exists())
+        with pytest.raises(crmkit.PermissionDenied):
+            view.contacts.add(Contact(first_name="x", owner_id=gone.id))
+        assert crm.contacts.count() == 3
+
     def test_get_outside_scope_is_not_found(self, crm: CRM, org: dict[str, Any]) -> None:
         alice = crm.as_user(org["alice"].id)
         with pytest.raises(crmkit.NotFound):

@@ -45,6 +45,7 @@ from crmkit.entities import (
     InteractionKind,
     LifecycleStage,
     MemberStatus,
+    MergeRecord,
     Money,
     Pipeline,
     PipelineKind,
@@ -54,6 +55,7 @@ from crmkit.entities import (
     SegmentKind,
     Share,
     Stage,
+    StageChange,
     StageKind,
     Task,
     TaskStatus,
@@ -567,6 +569,52 @@ def audit_entries() -> st.SearchStrategy[AuditEntry]:
     )
 
 
+@functools.cache
+def stage_changes() -> st.SearchStrategy[StageChange]:
+    """Valid stage-history records of deals and tickets."""
+    return st.builds(
+        StageChange,
+        record_collection=st.sampled_from(["deals", "tickets"]),
+        record_id=st.sampled_from(_REFS),
+        pipeline_id=_refs(),
+        from_stage=_optional(st.sampled_from(["lead", "proposal", "open"])),
+        to_stage=st.sampled_from(["proposal", "won", "pending"]),
+        at=_any_offset_datetimes(),
+        by=_refs(),
+        reason=_optional(words(3)),
+        time_in_previous=_optional(st.integers(0, 10**10).map(lambda ms: ms / 1000)),
+        owner_id=_refs(),
+        team_id=_refs(),
+    )
+
+
+@functools.cache
+def merge_records() -> st.SearchStrategy[MergeRecord]:
+    """Valid merge records with JSON snapshots (the shape ``crm.dedupe.merge`` stores)."""
+    snapshot = st.fixed_dictionaries(
+        {
+            "survivor": st.fixed_dictionaries({"id": st.sampled_from(_REFS), "title": words(2)}),
+            "duplicates": st.lists(
+                st.fixed_dictionaries({"id": st.sampled_from(_REFS), "note": _custom_scalars()}),
+                max_size=2,
+            ),
+        }
+    )
+    return st.builds(
+        MergeRecord,
+        record_collection=st.sampled_from(["contacts", "accounts"]),
+        survivor_id=st.sampled_from(_REFS),
+        merged_ids=st.lists(st.sampled_from(_REFS), min_size=1, max_size=3, unique=True).map(tuple),
+        snapshot=snapshot,
+        rules=st.fixed_dictionaries({"emails": st.just("union")}),
+        actor_id=_refs(),
+        owner_id=_refs(),
+        team_id=_refs(),
+        merged_at=_optional(_any_offset_datetimes()),
+        unmerged_at=_optional(_any_offset_datetimes()),
+    )
+
+
 _ENTITY_STRATEGIES: dict[type[Entity], Callable[[], st.SearchStrategy[Any]]] = {
     Account: accounts,
     Contact: contacts,
@@ -584,6 +632,8 @@ _ENTITY_STRATEGIES: dict[type[Entity], Callable[[], st.SearchStrategy[Any]]] = {
     Role: roles,
     Share: shares,
     AuditEntry: audit_entries,
+    StageChange: stage_changes,
+    MergeRecord: merge_records,
 }
 
 

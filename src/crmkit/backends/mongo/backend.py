@@ -80,10 +80,11 @@ _WRITE_CONFLICT = 112
 _ID_CHUNK = 10_000  # ids per $in (a filter document must stay far below 16 MB)
 _PREFIX = re.compile(r"[A-Za-z0-9_.-]*\Z")
 
-# mongomock runs "find the document, then modify it" as two steps without a lock, so two
-# threads could both pass a version check; a real server does it atomically. Serializing
-# mongomock writes restores the guarantee the backend relies on.
-_MOCK_WRITES = threading.RLock()
+# mongomock is not thread-safe: it runs "find the document, then modify it" as two steps
+# without a lock (two threads could both pass a version check), and a reader can see a
+# document half-way through its replacement. A real server does both atomically.
+# Serializing every mongomock operation restores the guarantees the backend relies on.
+_MOCK_LOCK = threading.RLock()
 
 
 # --- errors -------------------------------------------------------------------------------
@@ -369,8 +370,9 @@ class MongoBackend:
             tx.aborted = True
         raise _translate(exc, entity) from exc
 
-    def _writing(self) -> AbstractContextManager[Any]:
-        return _MOCK_WRITES if self.is_mock else nullcontext()
+    def _serialized(self) -> AbstractContextManager[Any]:
+        """Held around each driver call on mongomock (see ``_MOCK_LOCK``); a no-op else."""
+        return _MOCK_LOCK if self.is_mock else nullcontext()
 
     def _undo(self, tx: _Transaction, mark: int, cause: BaseException) -> None:
         """Undo the log after ``mark`` in reverse; raise ``RollbackError`` for what is left."""
@@ -444,7 +446,7 @@ class MongoStore(Generic[E]):
             # duplicates with a read instead of letting the insert fail
             self._refuse_existing([d["_id"] for d in docs], kw)
         try:
-            with backend._writing():
+            with backend._serialized():
                 if len(docs) == 1:
                     self.collection.insert_one(docs[0], **kw)
                 else:
@@ -494,7 +496,7 @@ class MongoStore(Generic[E]):
         kw = backend._session()
         logging = backend._current() is not None
         try:
-            with backend._writing():
+            with backend._serialized():
                 if logging:
                     before = self.collection.find_one_and_replace(where, doc, **kw)
                     matched = before is not None
@@ -520,7 +522,7 @@ class MongoStore(Generic[E]):
         kw = backend._session()
         logging = backend._current() is not None
         try:
-            with backend._writing():
+            with backend._serialized():
                 if logging:
                     before = self.collection.find_one_and_delete(where, **kw)
                     matched = before is not None
@@ -553,7 +555,7 @@ class MongoStore(Generic[E]):
         kw: dict[str, Any] = {"session": session} if session is not None else {}
         name = self.collection.name
         try:
-            with self._backend._writing():
+            with self._backend._serialized():
                 if isinstance(step, _Inserted):
                     return self._undo_inserted(step, kw)
                 if isinstance(step, _Replaced):
@@ -598,7 +600,8 @@ class MongoStore(Generic[E]):
         if not isinstance(id, str):
             raise NotFound(self.entity.collection, id)
         try:
-            doc = self.collection.find_one(_key(id), projection(), **self._backend._session())
+            with self._backend._serialized():
+                doc = self.collection.find_one(_key(id), projection(), **self._backend._session())
         except _DRIVER_ERRORS as exc:
             self._backend._failed(exc, self.entity)
         if doc is None:
@@ -612,7 +615,8 @@ class MongoStore(Generic[E]):
         kw = self._backend._session()
         for chunk in _chunks(wanted, _ID_CHUNK):
             try:
-                docs = list(self.collection.find({"_id": {"$in": chunk}}, projection(), **kw))
+                with self._backend._serialized():
+                    docs = list(self.collection.find({"_id": {"$in": chunk}}, projection(), **kw))
             except _DRIVER_ERRORS as exc:
                 self._backend._failed(exc, self.entity)
             out += self._conv.from_documents(self.entity, docs)
@@ -647,7 +651,8 @@ class MongoStore(Generic[E]):
             return []
         plan = self.plan(query)
         try:
-            docs = list(self._cursor(plan))
+            with self._backend._serialized():
+                docs = list(self._cursor(plan))
         except _DRIVER_ERRORS as exc:
             self._backend._failed(exc, self.entity)
         return self._conv.from_documents(self.entity, docs)
@@ -658,13 +663,15 @@ class MongoStore(Generic[E]):
             return
         plan = self.plan(query)
         try:
-            cursor = self._cursor(plan, batch_size)
+            with self._backend._serialized():
+                cursor = self._cursor(plan, batch_size)
         except _DRIVER_ERRORS as exc:
             self._backend._failed(exc, self.entity)
         try:
             while True:
                 try:
-                    doc = next(cursor, None)
+                    with self._backend._serialized():
+                        doc = next(cursor, None)
                 except _DRIVER_ERRORS as exc:
                     self._backend._failed(exc, self.entity)
                 if doc is None:
@@ -678,10 +685,23 @@ class MongoStore(Generic[E]):
         """How many records match ``where`` (counted by the server)."""
         query = self._compiler.compile(where)
         try:
-            n: int = self.collection.count_documents(query, **self._backend._session())
+            with self._backend._serialized():
+                n: int = self.collection.count_documents(query, **self._backend._session())
         except _DRIVER_ERRORS as exc:
             self._backend._failed(exc, self.entity)
         return n
+
+    def aggregate(self, where: Expr | None, group_by: Any, metrics: Any) -> list[dict[str, Any]]:
+        """Groups and metrics computed by the server (see :mod:`.aggregate`)."""
+        from crmkit.backends.mongo import aggregate
+
+        pipeline = aggregate.run(self, where, group_by, metrics)
+        try:
+            with self._backend._serialized():
+                docs = list(self.collection.aggregate(pipeline, **self._backend._session()))
+        except _DRIVER_ERRORS as exc:
+            self._backend._failed(exc, self.entity)
+        return aggregate.read_rows(self.entity, docs, group_by, metrics)
 
 
 def _key(id: str, version: int | None = None) -> Document:

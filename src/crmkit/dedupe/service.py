@@ -46,20 +46,24 @@ class DuplicateFound(ValidationError):
     """A new record looks like a stored one and the duplicate rule says ``"raise"``.
 
     ``duplicate_id`` is the id of the most likely duplicate and ``match`` explains the
-    comparison. Nothing was written. (A ``ValidationError``, so ``add_many(...,
+    comparison; both are None when the write is made by a user (a view of
+    ``crm.as_user``, or ``crm.acting``) who may not read that record, so that the error
+    does not reveal it. Nothing was written. (A ``ValidationError``, so ``add_many(...,
     on_error="collect")`` lists such rows as rejected.)
     """
 
-    def __init__(self, field: str, value: Any, match: Match) -> None:
+    def __init__(self, field: str, value: Any, match: Match | None) -> None:
         self.match = match
-        self.duplicate_id = str(match.b)
-        fields = ", ".join(match.matched) or "no single field"
-        super().__init__(
-            field,
-            value,
-            f"is a likely duplicate of {self.duplicate_id!r} "
-            f"(p={match.probability:.2f}; matched on {fields})",
-        )
+        self.duplicate_id = None if match is None else str(match.b)
+        if match is None:
+            reason = "is a likely duplicate of a record you cannot see"
+        else:
+            fields = ", ".join(match.matched) or "no single field"
+            reason = (
+                f"is a likely duplicate of {self.duplicate_id!r} "
+                f"(p={match.probability:.2f}; matched on {fields})"
+            )
+        super().__init__(field, value, reason)
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.field, self.value, self.match))
@@ -150,7 +154,13 @@ class DuplicateRule:
         if not found:
             return entity
         if self.on_duplicate == "raise":
-            raise DuplicateFound(self.entity.__name__.lower(), _label(entity), found[0])
+            match: Match | None = found[0]
+            actor = self.service._crm.acting_user
+            if actor is not None and match is not None:
+                view = self.service._crm.as_user(actor)
+                if not view.repository(self.entity.collection).exists(F.id == str(match.b)):
+                    match = None  # the acting user may not learn that this record exists
+            raise DuplicateFound(self.entity.__name__.lower(), _label(entity), match)
         if self.tag and self.tag not in entity.tags:
             return attrs.evolve(entity, tags=(*entity.tags, self.tag))
         return entity

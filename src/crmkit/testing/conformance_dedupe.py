@@ -392,3 +392,14 @@ class DedupeConformance:
         assert crm.contacts.get(mine[0].id or "").phones == mine[0].phones
         with pytest.raises(crmkit.NotFound):
             crm.dedupe.as_user(carol.id or "").unmerge(record.id or "")
+        # the duplicate rule does not reveal a record the writing user may not read
+        crm.dedupe.set_duplicate_rule("contacts", on_duplicate="raise")
+        cat = Contact(first_name="Cat", last_name="Stevens", emails=("cat@catmail.com",))
+        with pytest.raises(DuplicateFound) as hidden:
+            crm.as_user(alice.id or "").contacts.add(cat)
+        assert hidden.value.duplicate_id is None
+        assert all((c.id or "") not in str(hidden.value) for c in carols)
+        with pytest.raises(DuplicateFound) as shown:
+            crm.as_user(carol.id or "").contacts.add(cat)
+        assert shown.value.duplicate_id in {c.id for c in carols}
+        crm.dedupe.clear_duplicate_rule("contacts")

@@ -1,7 +1,9 @@
 """A guided tour of crmkit on a real SQLite file: ``python -m crmkit.demo [URL]``.
 
 Builds a small, realistic CRM (accounts, contacts typed in messy formats, interactions, a
-sales pipeline with deals, support tickets), then shows what the library does with it.
+sales pipeline with deals, support tickets), then shows what the library does with it:
+normalization, duplicate detection and merge, pipeline rules, a forecast computed in the
+database, optimistic locking and all-or-nothing bulk writes.
 The default URL is ``sqlite:///crmkit-demo.db`` in the current directory (recreated on
 every run); pass another URL (``memory://``, ``postgresql+psycopg://...``) to use that.
 """
@@ -11,13 +13,12 @@ from __future__ import annotations
 import datetime as dt
 import os
 import sys
-from collections import defaultdict
 from decimal import Decimal
 
 import attrs
 
 import crmkit
-from crmkit import Account, Contact, Deal, Interaction, Money, Pipeline, Stage, Ticket
+from crmkit import Account, Address, Contact, Deal, Interaction, Money, Pipeline, Stage, Ticket
 from crmkit.entities import Direction, InteractionKind, LifecycleStage, Priority, StageKind
 from crmkit.query import F
 
@@ -37,10 +38,10 @@ def build(crm: crmkit.CRM, now: dt.datetime) -> None:
         people = crm.contacts.add_many(
             [
                 Contact(
-                    first_name="Ada",
+                    first_name="  Ada ",
                     last_name="Lovelace",
-                    emails=("ada@acme.com",),
-                    phones=("+442079460958",),
+                    emails=(" ADA@Acme.COM. ",),
+                    phones=("+44 (0)20 7946 0958",),
                     title="CTO",
                     account_id=acme.id,
                     lifecycle_stage=LifecycleStage.CUSTOMER,
@@ -61,6 +62,14 @@ def build(crm: crmkit.CRM, now: dt.datetime) -> None:
                     custom={"newsletter": True},
                 ),
                 Contact(first_name="Alan", last_name="Turing", account_id=acme.id, title="CEO"),
+                # the same Ada again, typed in by someone else
+                Contact(
+                    first_name="ADA",
+                    last_name="Lovelace",
+                    emails=("ada@acme.com", "ada@home.org.uk"),
+                    phones=("020 7946 0958",),
+                    address=Address(country="United Kingdom"),
+                ),
             ]
         )
         sales = crm.pipelines.add(
@@ -68,27 +77,36 @@ def build(crm: crmkit.CRM, now: dt.datetime) -> None:
                 name="Sales",
                 stages=(
                     Stage(key="qualify", name="Qualify", probability=Decimal("0.1")),
-                    Stage(key="proposal", name="Proposal", probability=Decimal("0.5")),
+                    Stage(
+                        key="proposal",
+                        name="Proposal",
+                        probability=Decimal("0.5"),
+                        required_fields=("amount", "close_date"),
+                    ),
                     Stage(key="won", name="Won", kind=StageKind.WON, probability=Decimal(1)),
                     Stage(key="lost", name="Lost", kind=StageKind.LOST, probability=Decimal(0)),
                 ),
             )
         )
-        for name, account, stage, amount in [
-            ("Acme renewal", acme, "proposal", "48000"),
-            ("Globex pilot", globex, "qualify", "12500"),
-            ("Initech licences", initech, "won", "30000"),
-            ("Acme add-on", acme, "qualify", "7200"),
+        deals = {}
+        for name, account, amount, closing in [
+            ("Acme renewal", acme, "48000", now.date() + dt.timedelta(days=40)),
+            ("Globex pilot", globex, "12500", None),
+            ("Initech licences", initech, "30000", now.date()),
+            ("Acme add-on", acme, "7200", now.date() + dt.timedelta(days=70)),
         ]:
-            crm.deals.add(
+            deals[name] = crm.deals.add(  # a new deal starts in the pipeline's first stage
                 Deal(
                     name=name,
                     pipeline_id=sales.id,
-                    stage=stage,
                     account_id=account.id,
                     amount=Money(amount=Decimal(amount), currency="EUR"),
+                    close_date=closing,
                 )
             )
+        crm.deals.move(deals["Acme renewal"].id or "", "proposal")
+        crm.deals.move(deals["Initech licences"].id or "", "proposal")
+        crm.deals.move(deals["Initech licences"].id or "", "won")
         for days, kind, direction, who, subject in [
             (30, InteractionKind.EMAIL, Direction.INBOUND, people[0], "Question about renewal"),
             (12, InteractionKind.CALL, Direction.OUTBOUND, people[0], "Renewal pricing"),
@@ -115,7 +133,19 @@ def build(crm: crmkit.CRM, now: dt.datetime) -> None:
 
 def tour(crm: crmkit.CRM, now: dt.datetime) -> None:
     """Print what crmkit can tell about the demo data."""
-    print("== Accounts and their contacts")
+    print("== Normalized on the way in (typed ' ADA@Acme.COM. ', '+44 (0)20 7946 0958')")
+    for contact in crm.contacts.find(F.last_name == "Lovelace"):
+        print(f"  {contact.name:<16} {', '.join(contact.emails):<32} {', '.join(contact.phones)}")
+
+    print("\n== Duplicates found, explained and merged")
+    for group in crm.dedupe.find("contacts"):
+        fields = ", ".join(group.matches[0].matched)
+        print(f"  {len(group)} records, p={group.probability:.3f}; matched on {fields}")
+        record = crm.dedupe.merge(str(group.ids[0]), [str(i) for i in group.ids[1:]])
+        survivor = crm.contacts.get(record.survivor_id)
+        print(f"  merged into {survivor.name}: {', '.join(survivor.emails)}")
+
+    print("\n== Accounts and their contacts")
     for account in crm.accounts.find(order_by="name"):
         names = [
             c.name for c in crm.contacts.find(F.account_id == account.id, order_by="last_name")
@@ -126,16 +156,25 @@ def tour(crm: crmkit.CRM, now: dt.datetime) -> None:
     for contact in crm.contacts.find(~(F.title == "CEO"), order_by=["title", "last_name"]):
         print(f"  {contact.name:<16} title={contact.title}")
 
-    print("\n== Pipeline by stage")
-    sales = crm.pipelines.first(F.name == "Sales")
-    assert sales is not None
-    totals: dict[str, Decimal] = defaultdict(Decimal)
-    for deal in crm.deals.find(F.pipeline_id == sales.id):
-        if deal.amount is not None and deal.stage is not None:
-            totals[deal.stage] += deal.amount.amount
-    for stage in sales.stages:
-        weighted = totals[stage.key] * (stage.probability or 0)
-        print(f"  {stage.name:<10} {totals[stage.key]:>10} EUR  weighted {weighted:>10.2f} EUR")
+    print("\n== Pipeline rules hold on every write")
+    pilot = crm.deals.first(F.name == "Globex pilot")
+    assert pilot is not None
+    try:
+        crm.deals.move(pilot.id or "", "proposal")
+    except crmkit.TransitionError as exc:
+        print(f"  refused: {exc}")
+    initech = crm.deals.first(F.name == "Initech licences")
+    assert initech is not None
+    for change in crm.deals.history(initech.id or ""):
+        print(f"  Initech licences: {change.from_stage} -> {change.to_stage}")
+
+    print("\n== Weighted forecast of open deals by close month (computed in the database)")
+    for row in crm.reports.forecast(by="month"):
+        month = f"{row.month:%Y-%m}" if row.month else "no date"
+        print(
+            f"  {month:<8} {row.deals} deal(s) {row.amount:>10} {row.currency}"
+            f"  weighted {row.weighted:>10.2f} {row.currency}"
+        )
 
     print("\n== Inbound email in the last 14 days")
     recent = (F.kind == "email") & (F.direction == "inbound")
@@ -143,7 +182,7 @@ def tour(crm: crmkit.CRM, now: dt.datetime) -> None:
         print(f"  {item.occurred_at:%Y-%m-%d} {item.subject}")
 
     print("\n== Optimistic locking")
-    ada = crm.contacts.first(F.emails.contains("ada@acme.com"))
+    ada = crm.contacts.first(F.emails.contains("ADA@acme.com"))  # lookups are normalized too
     assert ada is not None
     crm.contacts.update(attrs.evolve(ada, title="Chief Scientist"))
     try:

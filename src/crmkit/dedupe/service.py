@@ -71,11 +71,16 @@ class DuplicateFound(ValidationError):
 
 @attrs.frozen
 class Link:
-    """A field of a collection that refers to merged records (``many``: a list of ids)."""
+    """A field of a collection that refers to merged records (``many``: a list of ids).
+
+    ``kind_field`` names a field saying which collection the reference is to (a share's
+    ``record_collection``): only records whose value there is the merged collection follow.
+    """
 
     collection: str
     field: str
     many: bool = False
+    kind_field: str | None = None
 
 
 #: What refers to a contact or an account, and so follows it into the survivor.
@@ -87,6 +92,7 @@ LINKS: Final[Mapping[str, tuple[Link, ...]]] = {
         Link("tasks", "contact_id"),
         Link("campaign_members", "contact_id"),
         Link("segments", "member_ids", many=True),
+        Link("shares", "record_id", kind_field="record_collection"),
     ),
     "accounts": (
         Link("contacts", "account_id"),
@@ -95,6 +101,7 @@ LINKS: Final[Mapping[str, tuple[Link, ...]]] = {
         Link("tickets", "account_id"),
         Link("tasks", "account_id"),
         Link("interactions", "account_id"),
+        Link("shares", "record_id", kind_field="record_collection"),
     ),
 }
 
@@ -484,6 +491,8 @@ class DedupeService:
                 if link.many
                 else [getattr(F, link.field).in_(ordered)],
             )
+            if link.kind_field is not None:
+                condition = condition & (getattr(F, link.kind_field) == collection)
             for record in repo.find(condition, order_by="id"):
                 if link.collection == collection and (
                     record.id == survivor or record.id in duplicates

@@ -30,7 +30,7 @@ from crmkit import (
     User,
 )
 from crmkit.dedupe import DuplicateFound, Override
-from crmkit.entities import InteractionKind, MergeRecord, SegmentKind
+from crmkit.entities import InteractionKind, MergeRecord, SegmentKind, Share
 
 __all__ = ["DedupeConformance"]
 
@@ -61,6 +61,7 @@ def _state(crm: CRM) -> dict[str, list[Any]]:
         "tasks",
         "campaign_members",
         "segments",
+        "shares",
     )
     return {name: crm.repository(name).find(order_by="id") for name in names}
 
@@ -122,7 +123,16 @@ class DedupeConformance:
                 name="VIPs", kind=SegmentKind.STATIC, member_ids=(dup.id or "", charles.id or "")
             )
         )
+        # dup's record is shared with a colleague; a share of another kind has the same id
+        share = crm.shares.add(
+            Share(record_collection="contacts", record_id=dup.id or "", user_id="colleague")
+        )
+        other = crm.shares.add(
+            Share(record_collection="deals", record_id=dup.id or "", user_id="colleague")
+        )
         return {
+            "share": share,
+            "other_share": other,
             "acme": acme,
             "ada": ada,
             "dup": dup,
@@ -221,6 +231,8 @@ class DedupeConformance:
         assert dict(deal.contact_roles) == {ada.id: "champion"}
         assert crm.tickets.get(family["ticket"].id).contact_id == ada.id
         assert crm.tasks.get(family["task"].id).contact_id == ada.id
+        assert crm.shares.get(family["share"].id).record_id == ada.id
+        assert crm.shares.get(family["other_share"].id).record_id == dup.id  # not a contact
         assert crm.campaign_members.get(family["only"].id).contact_id == ada.id
         with pytest.raises(crmkit.NotFound):  # ada was already in that campaign
             crm.campaign_members.get(family["twice"].id)

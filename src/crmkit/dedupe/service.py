@@ -27,6 +27,7 @@ from crmkit.dedupe.merge import (
 from crmkit.dedupe.rules import Rules
 from crmkit.entities import Account, CampaignMember, Contact, Entity, MergeRecord, User
 from crmkit.errors import ConflictError, NotFound, ValidationError
+from crmkit.events import Created
 from crmkit.query import Expr, F
 
 if TYPE_CHECKING:
@@ -587,17 +588,35 @@ class DedupeService:
 
                 hidden = self._view.grants.hidden_fields(collection)
                 visible.update(mask(restored, hidden) if hidden else restored)
+            # Records come back with their own ids, versions and timestamps, which only the
+            # store accepts (a repository add would give new ones); subscribers still hear
+            # of them as created again.
             for document in snapshot["duplicates"]:
-                self._crm.backend.store(entity).insert([from_document(entity, document)])
+                self._restore(entity, document)
             for now, fields in changed:
                 repo = self._crm.repository(type(now).collection)
                 repo.update(attrs.evolve(now, **{k: _thawed(v) for k, v in fields.items()}))
             for document in snapshot["removed"]:
-                kind = self._crm.repository(document["collection"]).entity
-                self._crm.backend.store(kind).insert([from_document(kind, document)])
+                self._restore(self._crm.repository(document["collection"]).entity, document)
             merges.update(attrs.evolve(record, unmerged_at=self._crm.now()))
         survivor: Entity = base.get(record.survivor_id)
         return survivor
+
+    def _restore(self, entity: type[Entity], document: dict[str, Any]) -> None:
+        from crmkit.dedupe.snapshot import from_document
+
+        restored = from_document(entity, document)
+        self._crm.backend.store(entity).insert([restored])
+        if self._crm.listening:
+            self._crm.emit(
+                Created(
+                    collection=entity.collection,
+                    entity_id=restored.id or "",
+                    at=self._crm.now(),
+                    actor=self._crm.acting_user,
+                    entity=restored,
+                )
+            )
 
     def merges(self, record_id: str | None = None) -> list[MergeRecord]:
         """Merge records, newest first; only those whose survivor is ``record_id`` when given."""

@@ -31,6 +31,7 @@ from crmkit import (
 )
 from crmkit.dedupe import DuplicateFound, Override
 from crmkit.entities import InteractionKind, MergeRecord, SegmentKind, Share
+from crmkit.events import Created
 
 __all__ = ["DedupeConformance"]
 
@@ -305,8 +306,15 @@ class DedupeConformance:
     def test_unmerge_restores_the_previous_state(self, crm: CRM, family: dict[str, Any]) -> None:
         before = _state(crm)
         record = crm.dedupe.merge(family["ada"].id, [family["dup"].id])
+        created: list[Created] = []
+        crm.events.subscribe(Created, created.append)
         restored = crm.dedupe.unmerge(record.id or "")
         after = _state(crm)
+        # subscribers hear of the restored duplicate (and the removed membership) again
+        assert {(e.collection, e.entity_id) for e in created} >= {
+            ("contacts", family["dup"].id),
+            ("campaign_members", family["twice"].id),
+        }
 
         def content(records: list[Any]) -> list[dict[str, Any]]:
             skip = {"version", "updated_at"}

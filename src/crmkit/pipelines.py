@@ -45,7 +45,7 @@ from crmkit.entities import (
 from crmkit.errors import NotFound, TransitionError
 from crmkit.events import DealStageChanged
 from crmkit.query import Expr, F
-from crmkit.repository import Repository
+from crmkit.repository import Repository, Verbs
 
 if TYPE_CHECKING:
     from crmkit.crm import CRM
@@ -284,21 +284,9 @@ def record_change(
 # --- the deal verbs -----------------------------------------------------------------------
 
 
-class DealOperations:
+class DealOperations(Verbs[Deal]):
     """``move``, ``history`` and ``time_in_stages``: shared by the CRM's deal repository and
     a user's view of it (which checks permissions and audits through its own get/update)."""
-
-    if TYPE_CHECKING:
-
-        def get(self, id: str) -> Deal: ...
-
-        def update(self, entity: Deal) -> Deal: ...
-
-    def _operations_crm(self) -> CRM:
-        raise NotImplementedError
-
-    def _default_actor(self) -> str | None:
-        return None
 
     def move(
         self, deal_id: str, stage: str, *, by: str | None = None, reason: str | None = None

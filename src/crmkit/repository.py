@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
-from typing import Any, Generic, Literal, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar
 
 import attrs
 
@@ -32,7 +32,10 @@ from crmkit.query import (
     parse_order,
 )
 
-__all__ = ["AfterWriteHook", "BulkResult", "Rejected", "Repository"]
+if TYPE_CHECKING:
+    from crmkit.crm import CRM
+
+__all__ = ["AfterWriteHook", "BulkResult", "Rejected", "Repository", "Verbs"]
 
 E = TypeVar("E", bound=Entity)
 
@@ -448,3 +451,32 @@ def _path_value(entity: Any, path: str) -> Any:
             return None
         value = value.get(part) if isinstance(value, Mapping) else getattr(value, part)
     return value
+
+
+class Verbs(Generic[E]):
+    """Base of the verb mixins (``crm.deals.move``, ``crm.tickets.breaching``...) shared by a
+    CRM's repository and a user's view of it: the verbs call the host's own ``get``,
+    ``update`` and ``find``, so a view's verbs are scoped, checked and audited."""
+
+    if TYPE_CHECKING:
+
+        def get(self, id: str) -> E: ...
+
+        def update(self, entity: E) -> E: ...
+
+        def find(
+            self,
+            where: Expr | None = None,
+            *,
+            order_by: Any = None,
+            limit: int | None = None,
+            offset: int = 0,
+        ) -> list[E]: ...
+
+    def _operations_crm(self) -> CRM:
+        """The CRM the verbs work in (its services, clock and transactions)."""
+        raise NotImplementedError
+
+    def _default_actor(self) -> str | None:
+        """Who a verb's ``by`` defaults to (a view: its user)."""
+        return None

@@ -16,7 +16,7 @@ import attrs
 from crmkit.entities import Task, TaskStatus
 from crmkit.errors import ValidationError
 from crmkit.query import Expr, F
-from crmkit.repository import Repository
+from crmkit.repository import Repository, Verbs
 
 if TYPE_CHECKING:
     from crmkit.crm import CRM
@@ -50,29 +50,8 @@ class TaskRules:
         return entity
 
 
-class TaskOperations:
+class TaskOperations(Verbs[Task]):
     """Task verbs shared by the CRM's task repository and a user's view of it."""
-
-    if TYPE_CHECKING:
-
-        def get(self, id: str) -> Task: ...
-
-        def update(self, entity: Task) -> Task: ...
-
-        def find(
-            self,
-            where: Expr | None = None,
-            *,
-            order_by: Any = None,
-            limit: int | None = None,
-            offset: int = 0,
-        ) -> list[Task]: ...
-
-    def _operations_crm(self) -> CRM:
-        raise NotImplementedError
-
-    def _default_actor(self) -> str | None:
-        return None
 
     def complete(self, task_id: str, *, by: str | None = None) -> Task:
         """Mark a task done, recording now and ``by`` (a view defaults it to its user).

@@ -34,7 +34,7 @@ from crmkit.errors import NotFound, TransitionError, ValidationError
 from crmkit.events import SlaBreached
 from crmkit.pipelines import check_transition, default_ticket_pipeline, record_change
 from crmkit.query import Expr, F
-from crmkit.repository import Repository
+from crmkit.repository import Repository, Verbs
 from crmkit.sla import SlaPolicy, due_times
 
 if TYPE_CHECKING:
@@ -263,29 +263,8 @@ class TicketRules:
 _DEFAULT_PIPELINE = default_ticket_pipeline()
 
 
-class TicketOperations:
+class TicketOperations(Verbs[Ticket]):
     """Ticket verbs shared by the CRM's ticket repository and a user's view of it."""
-
-    if TYPE_CHECKING:
-
-        def get(self, id: str) -> Ticket: ...
-
-        def update(self, entity: Ticket) -> Ticket: ...
-
-        def find(
-            self,
-            where: Expr | None = None,
-            *,
-            order_by: Any = None,
-            limit: int | None = None,
-            offset: int = 0,
-        ) -> list[Ticket]: ...
-
-    def _operations_crm(self) -> CRM:
-        raise NotImplementedError
-
-    def _default_actor(self) -> str | None:
-        return None
 
     def move(
         self, ticket_id: str, status: str, *, by: str | None = None, reason: str | None = None

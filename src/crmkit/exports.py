@@ -1,0 +1,183 @@
+"""Export a collection (or the part a filter selects) to CSV or JSON Lines, streaming.
+
+``crm.exports.csv("contacts.csv", "contacts", where=F.lifecycle_stage == "customer")``
+reads the records with :meth:`crmkit.repository.Repository.iterate` (bounded memory) and
+writes one row per record. The CSV columns are field paths (``address.city``; list fields
+joined with ``;``; ``custom`` and ``external_ids`` as JSON objects), so the file imports back
+with ``crm.imports.csv(path, entity)`` unchanged. JSON Lines holds one JSON object per
+record, every field included.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import os
+from collections.abc import Iterator, Sequence
+from typing import IO, TYPE_CHECKING, Any
+
+import attrs
+
+from crmkit.dedupe.snapshot import plain, to_document
+from crmkit.entities import Entity, SegmentKind
+from crmkit.entities.schema import field_info
+from crmkit.errors import ValidationError
+from crmkit.query import Expr, F
+
+if TYPE_CHECKING:
+    from crmkit.crm import CRM
+    from crmkit.repository import Repository
+
+__all__ = ["Exporter", "Target"]
+
+#: Where to write: a path, or an open text file (``newline=""`` for CSV).
+Target = str | os.PathLike[str] | IO[str]
+
+_WHOLE = ("mapping", "text_mapping", "objects", "json")
+
+
+def default_columns(entity: type[Entity]) -> list[str]:
+    """The CSV columns of ``entity``: every field, embedded objects flattened by path."""
+    columns: list[str] = []
+    for a in attrs.fields(entity):
+        if a.metadata.get("kind") == "object":
+            columns.extend(f"{a.name}.{sub.name}" for sub in attrs.fields(a.metadata["type"]))
+        else:
+            columns.append(a.name)
+    return columns
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    value = plain(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        if all(isinstance(v, str) for v in value):
+            return ";".join(value)
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, dict):
+        return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return str(value)
+
+
+def _value(record: Entity, path: str) -> Any:
+    value: Any = record
+    for part in path.split("."):
+        if value is None:
+            return None
+        if isinstance(value, dict) or hasattr(value, "keys"):
+            value = value.get(part)
+        else:
+            value = getattr(value, part)
+    return value
+
+
+class Exporter:
+    """``crm.exports``: write a collection to CSV or JSON Lines (see the module)."""
+
+    def __init__(self, crm: CRM) -> None:
+        self._crm = crm
+
+    def __repr__(self) -> str:
+        return f"<Exporter of {self._crm!r}>"
+
+    def _where(self, entity: str, where: Expr | str | None) -> Expr | None:
+        """A filter, or a segment id: a dynamic segment's rule, a static one's snapshot
+        (the same selection as ``crm.segments.members``)."""
+        if not isinstance(where, str):
+            return where
+        from crmkit.segments import segment_rule
+
+        segment = self._crm.segments.get(where)
+        if segment.entity != entity:
+            raise ValidationError("where", where, f"is a segment of {segment.entity}")
+        _, rule = segment_rule(segment)
+        if segment.kind is SegmentKind.STATIC:
+            return F.id.in_(segment.member_ids) if segment.member_ids else ~F.id.exists()
+        return rule
+
+    def _records(
+        self, entity: str, where: Expr | str | None, order_by: Any, batch_size: int
+    ) -> Iterator[Entity]:
+        repo: Repository[Entity] = self._crm.repository(entity)
+        return repo.iterate(
+            self._where(entity, where), order_by=order_by or "id", batch_size=batch_size
+        )
+
+    def csv(
+        self,
+        target: Target,
+        entity: str = "contacts",
+        *,
+        where: Expr | str | None = None,
+        fields: Sequence[str] | None = None,
+        order_by: Any = None,
+        batch_size: int = 1000,
+    ) -> int:
+        """Write the records of ``entity`` matching ``where`` to a CSV file; returns the count.
+
+        ``where`` is a filter (``F.…``) or the id of a stored segment. ``fields`` picks and
+        orders the columns (field paths such as ``"address.city"`` or ``"custom.tier"``;
+        default: every field). Records come in id order unless ``order_by`` says otherwise.
+        Raises ``ValidationError`` for an unknown field, ``NotFound`` for an unknown segment.
+        """
+        repo_entity: type[Entity] = self._crm.repository(entity).entity
+        columns = list(fields) if fields is not None else default_columns(repo_entity)
+        names = {a.name: a for a in attrs.fields(repo_entity)}
+        for path in columns:
+            if path not in names or names[path].metadata.get("kind") == "object":
+                field_info(repo_entity, path)
+        count = 0
+        records = self._records(entity, where, order_by, batch_size)
+        with _opened(target) as file:
+            writer = csv.writer(file)
+            writer.writerow(columns)
+            for record in records:
+                writer.writerow([_cell(_value(record, c)) for c in columns])
+                count += 1
+        return count
+
+    def jsonl(
+        self,
+        target: Target,
+        entity: str = "contacts",
+        *,
+        where: Expr | str | None = None,
+        fields: Sequence[str] | None = None,
+        order_by: Any = None,
+        batch_size: int = 1000,
+    ) -> int:
+        """Write the records of ``entity`` matching ``where`` as JSON Lines; returns the count.
+
+        Each line is a JSON object of the record's fields (all of them, or the top-level
+        ``fields`` given), values as plain JSON (dates ISO text, decimals exact text).
+        """
+        repo_entity: type[Entity] = self._crm.repository(entity).entity
+        if fields is not None:
+            names = {a.name for a in attrs.fields(repo_entity)}
+            unknown = [f for f in fields if f not in names]
+            if unknown:
+                raise ValidationError("fields", unknown, f"are not fields of {entity}")
+        count = 0
+        records = self._records(entity, where, order_by, batch_size)
+        with _opened(target) as file:
+            for record in records:
+                document = to_document(record)
+                if fields is not None:
+                    document = {f: document[f] for f in fields}
+                file.write(json.dumps(document, ensure_ascii=False))
+                file.write("\n")
+                count += 1
+        return count
+
+
+@contextlib.contextmanager
+def _opened(target: Target) -> Iterator[IO[str]]:
+    if not isinstance(target, str | os.PathLike):
+        yield target
+        return
+    with open(target, "w", newline="", encoding="utf-8") as file:
+        yield file

@@ -1,0 +1,599 @@
+"""Import records from CSV and JSON Lines files: stream, map, validate, upsert, report.
+
+``crm.imports.csv(path, entity="contacts", mapping={...})`` reads a file in batches (memory
+stays bounded however long the file is), turns each row into the fields of an entity
+(dotted paths such as ``address.city``, ``custom.tier`` or ``external_ids.shop``; list
+fields such as ``emails`` split on ``;``), and writes it through the collection's
+repository, so every row is normalized and validated exactly like ``crm.contacts.add``.
+
+A row whose external id (``external_ids.<source>``) matches a stored record updates that
+record; a row that would change nothing leaves it alone, so importing the same file twice
+is a no-op. Records are looked up once per batch with one ``in_`` query. Every row ends up
+in exactly one count of the returned :class:`ImportSummary`; a rejected row is written,
+with its line number and the reason, to the ``rejected_path`` CSV file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import itertools
+import json
+import os
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import IO, TYPE_CHECKING, Any
+
+import attrs
+
+from crmkit.entities import Entity
+from crmkit.entities.schema import FieldInfo, field_info
+from crmkit.errors import BackendError, ConflictError, CRMError, NotFound, ValidationError
+from crmkit.query import F
+
+if TYPE_CHECKING:
+    from crmkit.crm import CRM
+    from crmkit.repository import Repository
+
+__all__ = ["ImportSummary", "Importer", "Source"]
+
+#: A file to read: a path, or an open text file (``newline=""`` for CSV).
+Source = str | os.PathLike[str] | IO[str]
+
+#: Separator of the values of a multi-valued cell (``emails``, ``phones``, ``tags``).
+LIST_SEPARATOR = ";"
+
+_STORAGE = frozenset({"id", "version", "created_at", "updated_at"})
+_TRUE = frozenset({"true", "yes", "y", "1", "t"})
+_FALSE = frozenset({"false", "no", "n", "0", "f"})
+
+
+@attrs.frozen
+class ImportSummary:
+    """What an import did: every row read is counted in exactly one of the four outcomes.
+
+    ``rows`` = ``created + updated + unchanged + rejected``. ``rejected_path`` is the file
+    the rejected rows were written to, if one was asked for.
+    """
+
+    rows: int = 0
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    rejected: int = 0
+    rejected_path: str | None = None
+
+
+class _Row:
+    """One row of the file: its line, its raw cells (for the rejected file), its fields,
+    and (once batched) the value of its external-id key."""
+
+    __slots__ = ("error", "fields", "key", "line", "raw")
+
+    def __init__(
+        self, line: int, raw: Sequence[str], fields: dict[str, Any] | None, error: str = ""
+    ) -> None:
+        self.line, self.raw, self.fields, self.error = line, raw, fields, error
+        self.key: str | None = None
+
+
+class _Counts:
+    def __init__(self, rejected_path: str | None) -> None:
+        self.rows = self.created = self.updated = self.unchanged = self.rejected = 0
+        self.rejected_path = rejected_path
+
+    def summary(self) -> ImportSummary:
+        return ImportSummary(
+            rows=self.rows,
+            created=self.created,
+            updated=self.updated,
+            unchanged=self.unchanged,
+            rejected=self.rejected,
+            rejected_path=self.rejected_path,
+        )
+
+
+class _Mapper:
+    """Turns a row (column -> cell) into entity fields, following a column -> path mapping."""
+
+    def __init__(
+        self, entity: type[Entity], mapping: Mapping[str, str] | None, columns: Iterable[str]
+    ) -> None:
+        self.entity = entity
+        if mapping is None:  # the columns are the paths; storage columns (an export's) skipped
+            mapping = {c: c for c in columns if c not in _STORAGE}
+        self.targets: list[tuple[str, str, FieldInfo | None]] = []
+        for column, path in mapping.items():
+            self.targets.append((column, path, self._resolve(path)))
+
+    def _resolve(self, path: str) -> FieldInfo | None:
+        """The field a path names; ``None`` for a whole mapping/object column (JSON text)."""
+        names = {a.name: a for a in attrs.fields(self.entity)}
+        top = names.get(path)
+        if top is not None and top.metadata.get("kind") in (
+            "mapping",
+            "text_mapping",
+            "object",
+            "objects",
+            "json",
+        ):
+            return None
+        if path in _STORAGE:
+            raise ValidationError("mapping", path, "is a storage field the repository sets")
+        return field_info(self.entity, path)
+
+    def fields(self, row: Mapping[str, Any]) -> dict[str, Any]:
+        """The entity fields of one row; raises ``ValidationError`` for a bad cell."""
+        return self._fields((row.get(column), path, info) for column, path, info in self.targets)
+
+    def positions(self, header: Sequence[str]) -> list[tuple[int, str, FieldInfo | None]]:
+        """Each target with the index of its column in ``header`` (CSV rows are lists)."""
+        index = {c: i for i, c in enumerate(header)}
+        return [(index[c], path, info) for c, path, info in self.targets]
+
+    def cells(
+        self, cells: Sequence[str], positions: Sequence[tuple[int, str, FieldInfo | None]]
+    ) -> dict[str, Any]:
+        """The entity fields of one CSV row (see :meth:`positions`)."""
+        return self._fields((cells[i], path, info) for i, path, info in positions)
+
+    @staticmethod
+    def _fields(values: Iterable[tuple[Any, str, FieldInfo | None]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for value, path, info in values:
+            if value is None or value == "":
+                continue
+            if info is None:
+                out[path] = _json_cell(path, value)
+                continue
+            value = _cell(info, value)
+            if info.key is None:
+                out[path] = value
+            else:
+                parent = out.setdefault(info.column, {})
+                if not isinstance(parent, dict):
+                    raise ValidationError(path, value, f"conflicts with a whole {info.column}")
+                parent[info.key] = value
+        return out
+
+
+def _json_cell(path: str, value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value)
+    except ValueError:
+        raise ValidationError(path, value, "must be a JSON value") from None
+
+
+def _cell(info: FieldInfo, value: Any) -> Any:
+    """A cell's text converted to what the field accepts (JSON values pass through)."""
+    if not isinstance(value, str):
+        return value
+    kind = info.kind
+    if info.column == "external_ids":
+        return value.strip()  # ids never carry surrounding blanks (a padded cell does)
+    if kind == "text_list":
+        return [v.strip() for v in value.split(LIST_SEPARATOR) if v.strip()]
+    if kind == "bool":
+        folded = value.strip().lower()
+        if folded in _TRUE:
+            return True
+        if folded in _FALSE:
+            return False
+        raise ValidationError(info.path, value, "must be true or false (yes/no, 1/0)")
+    if kind == "int":
+        try:
+            return int(value.strip())
+        except ValueError:
+            raise ValidationError(info.path, value, "must be a whole number") from None
+    if kind == "duration":
+        try:
+            return float(value.strip())
+        except ValueError:
+            raise ValidationError(info.path, value, "must be a number of seconds") from None
+    return value
+
+
+def _same(stored: Entity, fields: Mapping[str, Any]) -> bool:
+    """True when every value of the row already equals the stored one.
+
+    Stored values are normalized and normalization is idempotent, so such a row cannot
+    change the record: the (much dearer) build-normalize-compare is skipped. Values that
+    are stored in another form (decimals, dates given as text) simply compare unequal and
+    take the full path.
+    """
+    for name, value in fields.items():
+        current = getattr(stored, name)
+        if isinstance(value, dict):
+            if current is None:
+                return False
+            if isinstance(current, Mapping):
+                if any(current.get(k, _MISSING) != v for k, v in value.items()):
+                    return False
+            elif any(getattr(current, k, _MISSING) != v for k, v in value.items()):
+                return False
+        elif isinstance(value, list):
+            if not isinstance(current, tuple) or current != tuple(value):
+                return False
+        elif current != value:
+            return False
+    return True
+
+
+_MISSING = object()
+
+
+def _merged(stored: Entity, fields: Mapping[str, Any]) -> Entity:
+    """``stored`` with the row's fields: mappings and objects merge key by key."""
+    changes: dict[str, Any] = {}
+    for name, value in fields.items():
+        current = getattr(stored, name)
+        if isinstance(value, dict) and isinstance(current, Mapping):
+            changes[name] = {**current, **value}
+        elif isinstance(value, dict) and attrs.has(type(current)):
+            changes[name] = attrs.evolve(current, **value)
+        else:
+            changes[name] = value
+    return attrs.evolve(stored, **changes)
+
+
+class Importer:
+    """``crm.imports``: bring CSV and JSON Lines files into a collection (see the module)."""
+
+    def __init__(self, crm: CRM) -> None:
+        self._crm = crm
+
+    def __repr__(self) -> str:
+        return f"<Importer of {self._crm!r}>"
+
+    def csv(
+        self,
+        source: Source,
+        entity: str = "contacts",
+        *,
+        mapping: Mapping[str, str] | None = None,
+        key: str | None = None,
+        on_progress: Callable[[ImportSummary], None] | None = None,
+        rejected_path: str | os.PathLike[str] | None = None,
+        check_duplicates: bool = False,
+        batch_size: int = 1000,
+        delimiter: str = ",",
+    ) -> ImportSummary:
+        """Import a CSV file with a header row into the ``entity`` collection.
+
+        ``mapping`` maps column names to field paths (``{"E-mail": "emails", "City":
+        "address.city", "Shop id": "external_ids.shop"}``); columns not in it are ignored.
+        Without it, the column names are the paths. Empty cells set nothing; a list field's
+        cell holds its values separated by ``;``; a whole ``custom``/``external_ids``/
+        ``address`` column holds JSON.
+
+        ``key`` is the external-id source that identifies a record (default: the first
+        ``external_ids.<source>`` path of the mapping). A row whose key matches a stored
+        record updates it (or leaves it unchanged); others are created. With
+        ``check_duplicates``, a row that would be created but looks like a stored record
+        (:meth:`crmkit.dedupe.DedupeService.candidates`) is rejected, naming that record.
+
+        ``on_progress`` is called after every batch with the counts so far. Rejected rows
+        go to ``rejected_path`` (CSV: ``line``, ``reason``, then the row's cells). Returns
+        the :class:`ImportSummary`. Raises ``ValidationError`` for a bad mapping or
+        argument (before anything is written); bad rows never raise. Each batch is one
+        transaction: a storage failure (``BackendError``) stops the import, and the batches
+        before it stay written.
+        """
+        _check_batch(batch_size)
+        with _opened(source) as file:
+            reader = csv.reader(file, delimiter=delimiter)
+            try:
+                header = next(reader)
+            except StopIteration:
+                header = []
+            mapper = _Mapper(self._crm.repository(entity).entity, mapping, header)
+            if mapping is not None:
+                missing = [c for c in mapping if c not in header]
+                if missing:
+                    raise ValidationError("mapping", missing, "names columns the file lacks")
+            positions = mapper.positions(header)
+            width = len(header)
+
+            def rows() -> Iterator[_Row]:
+                line = reader.line_num
+                for cells in reader:
+                    start, line = line + 1, reader.line_num
+                    if not cells:
+                        continue
+                    if len(cells) != width:
+                        yield _Row(start, cells, None, f"has {len(cells)} cells, not {width}")
+                        continue
+                    try:
+                        yield _Row(start, cells, mapper.cells(cells, positions))
+                    except ValidationError as exc:
+                        yield _Row(start, cells, None, str(exc))
+
+            return self._run(
+                entity,
+                rows(),
+                mapper,
+                header,
+                key=key,
+                on_progress=on_progress,
+                rejected_path=rejected_path,
+                check_duplicates=check_duplicates,
+                batch_size=batch_size,
+            )
+
+    def jsonl(
+        self,
+        source: Source,
+        entity: str = "contacts",
+        *,
+        mapping: Mapping[str, str] | None = None,
+        key: str | None = None,
+        on_progress: Callable[[ImportSummary], None] | None = None,
+        rejected_path: str | os.PathLike[str] | None = None,
+        check_duplicates: bool = False,
+        batch_size: int = 1000,
+    ) -> ImportSummary:
+        """Import a JSON Lines file (one JSON object per line) into ``entity``.
+
+        Like :meth:`csv`: ``mapping`` maps keys of the objects to field paths (without it
+        the keys are the paths; nested objects such as ``"address": {...}`` and lists are
+        taken as they are, text in a list field is split on ``;``). Blank lines are skipped;
+        a line that is not a JSON object is rejected. The rejected file has the columns
+        ``line``, ``reason`` and ``row`` (the line's text).
+        """
+        _check_batch(batch_size)
+        repo_entity: type[Entity] = self._crm.repository(entity).entity
+        fixed = _Mapper(repo_entity, mapping, ()) if mapping is not None else None
+        mappers: dict[tuple[str, ...], _Mapper] = {}
+        with _opened(source) as file:
+
+            def rows() -> Iterator[_Row]:
+                for number, text in enumerate(file, start=1):
+                    if not text.strip():
+                        continue
+                    raw = (text.rstrip("\r\n"),)
+                    try:
+                        data = json.loads(text)
+                    except ValueError as exc:
+                        yield _Row(number, raw, None, f"is not valid JSON ({exc})")
+                        continue
+                    if not isinstance(data, dict):
+                        yield _Row(number, raw, None, "is not a JSON object")
+                        continue
+                    try:
+                        mapper = fixed or mappers.get(tuple(data))
+                        if mapper is None:  # rows of a file mostly share their keys
+                            if len(mappers) >= 256:
+                                mappers.clear()  # bounded, whatever the file holds
+                            mapper = mappers[tuple(data)] = _Mapper(repo_entity, None, data)
+                        yield _Row(number, raw, mapper.fields(data))
+                    except ValidationError as exc:
+                        yield _Row(number, raw, None, str(exc))
+
+            return self._run(
+                entity,
+                rows(),
+                fixed,
+                ("row",),
+                key=key,
+                on_progress=on_progress,
+                rejected_path=rejected_path,
+                check_duplicates=check_duplicates,
+                batch_size=batch_size,
+            )
+
+    # --- the shared pipeline --------------------------------------------------------------
+
+    def _run(
+        self,
+        entity: str,
+        rows: Iterator[_Row],
+        mapper: _Mapper | None,
+        header: Sequence[str],
+        *,
+        key: str | None,
+        on_progress: Callable[[ImportSummary], None] | None,
+        rejected_path: str | os.PathLike[str] | None,
+        check_duplicates: bool,
+        batch_size: int,
+    ) -> ImportSummary:
+        repo: Repository[Any] = self._crm.repository(entity)
+        has_external = any(a.name == "external_ids" for a in attrs.fields(repo.entity))
+        if key is None and mapper is not None:
+            key = next(
+                (i.key for _, _, i in mapper.targets if i and i.column == "external_ids"), None
+            )
+        if key is None and has_external:  # a whole external_ids column or JSON object
+            rows, key = _peek_key(rows, batch_size)
+        if key is not None:
+            if not has_external:
+                raise ValidationError("key", key, f"{entity} have no external_ids")
+            field_info(repo.entity, f"external_ids.{key}")
+        counts = _Counts(os.fspath(rejected_path) if rejected_path is not None else None)
+        with contextlib.ExitStack() as stack:
+            writer = None
+            if rejected_path is not None:
+                out = stack.enter_context(open(rejected_path, "w", newline="", encoding="utf-8"))
+                writer = csv.writer(out)
+                writer.writerow(["line", "reason", *header])
+            run = _Batch(self._crm, repo, key, has_external, check_duplicates, counts, writer)
+            for batch in _batches(rows, batch_size, key, has_external):
+                run.process(batch)
+                if on_progress is not None:
+                    on_progress(counts.summary())
+        return counts.summary()
+
+
+def _batches(
+    rows: Iterator[_Row], size: int, key: str | None, has_external: bool
+) -> Iterator[list[_Row]]:
+    """Batches of rows in which no external id repeats (so a later row sees the earlier)."""
+    batch: list[_Row] = []
+    seen: set[str] = set()
+    for row in rows:
+        value = row.key = _key_of(row, key, has_external)
+        if value is not None and value in seen:
+            yield batch
+            batch, seen = [], set()
+        batch.append(row)
+        if value is not None:
+            seen.add(value)
+        if len(batch) >= size:
+            yield batch
+            batch, seen = [], set()
+    if batch:
+        yield batch
+
+
+def _peek_key(rows: Iterator[_Row], limit: int) -> tuple[Iterator[_Row], str | None]:
+    """The first external-id source among the first ``limit`` rows (JSON rows name their
+    own fields), and the rows again, those read included."""
+    ahead: list[_Row] = []
+    key = None
+    for row in rows:
+        ahead.append(row)
+        external = row.fields.get("external_ids") if row.fields else None
+        if isinstance(external, Mapping) and external:
+            key = next(iter(external))
+            break
+        if len(ahead) >= limit:
+            break
+    return itertools.chain(ahead, rows), key
+
+
+def _key_of(row: _Row, key: str | None, has_external: bool) -> str | None:
+    if key is None or not has_external or row.fields is None:
+        return None
+    external = row.fields.get("external_ids")
+    if not isinstance(external, Mapping):
+        return None
+    value = external.get(key)
+    return value if isinstance(value, str) and value else None
+
+
+class _Batch:
+    """Writes batches of rows: one lookup query, one bulk insert, updates where changed."""
+
+    def __init__(
+        self,
+        crm: CRM,
+        repo: Repository[Any],
+        key: str | None,
+        has_external: bool,
+        check_duplicates: bool,
+        counts: _Counts,
+        writer: Any,
+    ) -> None:
+        self.crm, self.repo, self.key = crm, repo, key
+        self.has_external = has_external
+        self.check_duplicates = check_duplicates
+        self.counts = counts
+        self.writer = writer
+        self.rejected: list[tuple[int, str, Sequence[str]]] = []
+
+    def reject(self, row: _Row, reason: str) -> None:
+        self.counts.rejected += 1
+        if self.writer is not None:
+            self.rejected.append((row.line, reason, row.raw))
+
+    def process(self, batch: list[_Row]) -> None:
+        counts = self.counts
+        counts.rows += len(batch)
+        good: list[_Row] = []
+        for row in batch:
+            if row.fields is None:
+                self.reject(row, row.error or "is invalid")
+            else:
+                good.append(row)
+        stored = self._lookup(good)
+        new: list[_Row] = []
+        with self.crm.transaction():
+            for row in good:
+                value = row.key
+                matches = stored.get(value, []) if value is not None else []
+                if len(matches) > 1:
+                    ids = ", ".join(str(m.id) for m in matches)
+                    self.reject(row, f"external_ids.{self.key}={value!r} matches records {ids}")
+                elif matches:
+                    self._upsert(row, matches[0])
+                else:
+                    new.append(row)
+            self._create(new)
+        if self.rejected:  # in line order, whichever step rejected them
+            self.rejected.sort(key=lambda r: r[0])
+            self.writer.writerows([line, reason, *raw] for line, reason, raw in self.rejected)
+            self.rejected.clear()
+
+    def _lookup(self, rows: list[_Row]) -> dict[str, list[Entity]]:
+        values = {r.key for r in rows if r.key is not None}
+        if not values:
+            return {}
+        found: dict[str, list[Entity]] = {}
+        path = F(f"external_ids.{self.key}")
+        for record in self.repo.find(path.in_(sorted(values))):
+            found.setdefault(record.external_ids[self.key], []).append(record)
+        return found
+
+    def _upsert(self, row: _Row, stored: Entity) -> None:
+        assert row.fields is not None
+        if _same(stored, row.fields):
+            self.counts.unchanged += 1
+            return
+        try:
+            candidate = _merged(stored, row.fields)
+            normalized = candidate
+            for hook in self.crm.write_hooks:
+                normalized = hook(normalized, stored)
+            if normalized == stored:
+                self.counts.unchanged += 1
+                return
+            self.repo.update(candidate)
+        except (ConflictError, NotFound) as exc:
+            self.reject(row, f"record {stored.id} changed during the import ({exc})")
+        except BackendError:
+            raise
+        except CRMError as exc:  # invalid values, a rule refusing the change
+            self.reject(row, str(exc))
+        else:
+            self.counts.updated += 1
+
+    def _create(self, rows: list[_Row]) -> None:
+        if self.check_duplicates:
+            rows = [r for r in rows if not self._duplicate(r)]
+        if not rows:
+            return
+        result = self.repo.add_many([r.fields or {} for r in rows], on_error="collect")
+        self.counts.created += len(result.added)
+        for rejected in result.rejected:
+            self.reject(rows[rejected.index], "; ".join(rejected.reasons))
+
+    def _duplicate(self, row: _Row) -> bool:
+        assert row.fields is not None
+        collection = self.repo.entity.collection
+        if collection not in ("contacts", "accounts"):
+            return False
+        try:
+            record = self.repo.entity(**row.fields)
+            matches = self.crm.dedupe.candidates(record, limit=5)
+        except (ValidationError, TypeError):
+            return False  # add_many rejects it with the precise reason
+        if not matches:
+            return False
+        best = matches[0]
+        self.reject(row, f"looks like a duplicate of {best.b} (probability {best.probability:.2f})")
+        return True
+
+
+def _check_batch(batch_size: int) -> None:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValidationError("batch_size", batch_size, "must be a whole number >= 1")
+
+
+@contextlib.contextmanager
+def _opened(source: Source) -> Iterator[IO[str]]:
+    if isinstance(source, io.IOBase) or hasattr(source, "read"):
+        yield source  # type: ignore[misc]
+        return
+    with open(source, newline="", encoding="utf-8-sig") as file:
+        yield file

@@ -1,0 +1,101 @@
+"""Conformance tests of imports and exports. Mixed into
+:class:`crmkit.testing.conformance.ConformanceSuite`, so every backend runs them through its
+``crm`` fixture.
+
+What is checked here depends on the backend: records looked up by an external id (a value
+inside a mapping field), updates written only when something changed, and exports streamed
+back from storage in a form that imports to the same records.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+
+from crmkit import CRM, Account, Contact
+from crmkit.imports import ImportSummary
+from crmkit.query import F
+
+__all__ = ["ImportExportConformance"]
+
+_MAPPING = {
+    "id": "external_ids.shop",
+    "first": "first_name",
+    "last": "last_name",
+    "email": "emails",
+    "city": "address.city",
+    "tier": "custom.tier",
+}
+_FILE = (
+    "id,first,last,email,city,tier\n"
+    "C-1,Ada,Lovelace,ADA@example.com;ada@work.com,London,gold\n"
+    "C-2,Grace,Hopper,grace@navy.mil,,\n"
+    "C-3,,,not-an-email,,\n"
+    "C-4,Alan,Turing,,Wilmslow,silver\n"
+)
+
+
+def _state(crm: CRM) -> list[tuple[object, ...]]:
+    return [
+        (c.id, c.version, c.name, c.emails, c.address, c.custom, c.external_ids)
+        for c in crm.contacts.find(order_by="id")
+    ]
+
+
+class ImportExportConformance:
+    """Import and export behaviour every backend must have (see the module docstring)."""
+
+    def test_import_upserts_by_external_id_and_reimport_changes_nothing(self, crm: CRM) -> None:
+        """Rows match stored records by external id; the same file again is a no-op."""
+        stored = crm.contacts.add(
+            Contact(first_name="Grace", last_name="H.", external_ids={"shop": "C-2", "erp": "E"})
+        )
+        first = crm.imports.csv(io.StringIO(_FILE), mapping=_MAPPING, batch_size=2)
+        assert first == ImportSummary(rows=4, created=2, updated=1, rejected=1)
+        grace = crm.contacts.get(stored.id or "")
+        assert (grace.version, grace.last_name) == (2, "Hopper")
+        assert grace.external_ids == {"shop": "C-2", "erp": "E"}
+        ada = crm.contacts.first(F.external_ids.shop == "C-1")
+        assert ada is not None
+        assert ada.emails == ("ada@example.com", "ada@work.com")
+        assert ada.custom == {"tier": "gold"}
+        before = _state(crm)
+        again = crm.imports.csv(io.StringIO(_FILE), mapping=_MAPPING, batch_size=2)
+        assert again == ImportSummary(rows=4, unchanged=3, rejected=1)
+        assert _state(crm) == before
+
+    def test_import_accounts_from_json_lines(self, crm: CRM) -> None:
+        """JSON Lines rows upsert accounts by the first external-id source they name."""
+        lines = "\n".join(
+            json.dumps(row)
+            for row in (
+                {"name": "Acme", "domain": "acme.com", "external_ids": {"erp": "A-1"}},
+                {"name": "Initech", "external_ids": {"erp": "A-2"}, "tags": ["b2b"]},
+            )
+        )
+        assert crm.imports.jsonl(io.StringIO(lines), "accounts").created == 2
+        renamed = lines.replace("Initech", "Initrode")
+        summary = crm.imports.jsonl(io.StringIO(renamed), "accounts")
+        assert (summary.unchanged, summary.updated) == (1, 1)
+        names = [a.name for a in crm.accounts.find(order_by="name")]
+        assert names == ["Acme", "Initrode"]
+        assert isinstance(crm.accounts.first(F.external_ids.erp == "A-2"), Account)
+
+    def test_export_round_trip(self, crm: CRM) -> None:
+        """A CSV or JSON Lines export imports back as 'unchanged' for every record."""
+        crm.imports.csv(io.StringIO(_FILE), mapping=_MAPPING)
+        crm.contacts.add(Contact(first_name="Ken", tags=("a", "b"), external_ids={"shop": "C-9"}))
+        before = _state(crm)
+        for export, load in (
+            (crm.exports.csv, crm.imports.csv),
+            (crm.exports.jsonl, crm.imports.jsonl),
+        ):
+            out = io.StringIO()
+            assert export(out, "contacts") == 4
+            summary = load(io.StringIO(out.getvalue()), "contacts")
+            assert summary == ImportSummary(rows=4, unchanged=4)
+        assert _state(crm) == before
+        out = io.StringIO()
+        assert crm.exports.jsonl(out, "contacts", where=F.custom.tier == "gold") == 1
+        (document,) = [json.loads(line) for line in out.getvalue().splitlines()]
+        assert document["external_ids"] == {"shop": "C-1"}

@@ -1,0 +1,265 @@
+"""crm.imports and crm.exports on the memory backend: mapping, splitting, rejected rows,
+progress, summary counts. Upsert and round trips on every backend are in
+:mod:`crmkit.testing.conformance_imports`."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import pathlib
+
+import pytest
+
+import crmkit
+from crmkit import Contact, Segment, ValidationError
+from crmkit.entities import SegmentKind
+from crmkit.imports import ImportSummary
+from crmkit.query import F
+
+MAPPING = {
+    "Shop id": "external_ids.shop",
+    "First": "first_name",
+    "Last": "last_name",
+    "E-mail": "emails",
+    "City": "address.city",
+    "Tier": "custom.tier",
+    "DNC": "do_not_contact",
+}
+HEADER = "Shop id,First,Last,E-mail,City,Tier,DNC\n"
+
+
+@pytest.fixture
+def crm() -> crmkit.CRM:
+    return crmkit.connect("memory://")
+
+
+def _csv(*lines: str) -> io.StringIO:
+    return io.StringIO(HEADER + "".join(line + "\n" for line in lines))
+
+
+def test_mapping_dotted_paths_and_splitting(crm: crmkit.CRM) -> None:
+    summary = crm.imports.csv(
+        _csv("C-1,Ada,Lovelace,ADA@Example.com; ada@work.com ;,London,gold,yes"), mapping=MAPPING
+    )
+    assert summary == ImportSummary(rows=1, created=1)
+    (ada,) = crm.contacts.find()
+    assert ada.emails == ("ada@example.com", "ada@work.com")
+    assert ada.address is not None
+    assert ada.address.city == "London"
+    assert ada.custom == {"tier": "gold"}
+    assert ada.external_ids == {"shop": "C-1"}
+    assert ada.do_not_contact is True
+
+
+def test_empty_cells_set_nothing_and_unmapped_columns_are_ignored(crm: crmkit.CRM) -> None:
+    crm.imports.csv(
+        _csv("C-1,Ada,,,,,"), mapping={"Shop id": "external_ids.shop", "First": "first_name"}
+    )
+    (ada,) = crm.contacts.find()
+    assert ada.last_name is None
+    assert ada.address is None
+    assert ada.custom == {}
+
+
+def test_rejected_rows_file_has_line_reason_and_cells(
+    crm: crmkit.CRM, tmp_path: pathlib.Path
+) -> None:
+    source = tmp_path / "in.csv"
+    source.write_text(
+        HEADER
+        + "C-1,Ada,Lovelace,ada@example.com,,,\n"
+        + 'C-2,Grace,"Hop\nper",bad@,,,\n'  # a quoted line break: the row starts on line 3
+        + "C-3,,,,,,\n"
+        + "C-4,Alan,Turing,,,,maybe\n"
+        + "C-5,too,few\n",
+        encoding="utf-8",
+    )
+    rejected = tmp_path / "rejected.csv"
+    summary = crm.imports.csv(source, mapping=MAPPING, rejected_path=rejected)
+    assert (summary.rows, summary.created, summary.rejected) == (5, 1, 4)
+    assert summary.rejected_path == str(rejected)
+    with open(rejected, newline="", encoding="utf-8") as file:
+        rows = list(csv.reader(file))
+    assert rows[0] == ["line", "reason", *HEADER.strip().split(",")]
+    lines = [r[0] for r in rows[1:]]
+    assert lines == ["3", "5", "6", "7"]
+    reasons = {r[0]: r[1] for r in rows[1:]}
+    assert "bad@" in reasons["3"]
+    assert "emails" in reasons["3"]
+    assert "needs at least" in reasons["5"]
+    assert "do_not_contact" in reasons["6"]
+    assert "maybe" in reasons["6"]
+    assert "3 cells" in reasons["7"]
+    assert rows[1][2:] == ["C-2", "Grace", "Hop\nper", "bad@", "", "", ""]
+
+
+def test_progress_is_reported_per_batch(crm: crmkit.CRM) -> None:
+    seen: list[ImportSummary] = []
+    lines = [f"C-{i},P{i},Q,,,," for i in range(7)]
+    summary = crm.imports.csv(_csv(*lines), mapping=MAPPING, on_progress=seen.append, batch_size=3)
+    assert [s.rows for s in seen] == [3, 6, 7]
+    assert seen[-1] == summary == ImportSummary(rows=7, created=7)
+
+
+def test_summary_counts_every_outcome(crm: crmkit.CRM) -> None:
+    crm.imports.csv(_csv("C-1,Ada,A,,,,", "C-2,Grace,B,,,,"), mapping=MAPPING)
+    summary = crm.imports.csv(
+        _csv("C-1,Ada,A,,,,", "C-2,Grace,Hopper,,,,", "C-3,Alan,C,,,,", "C-4,,,,,,"),
+        mapping=MAPPING,
+    )
+    assert summary == ImportSummary(rows=4, created=1, updated=1, unchanged=1, rejected=1)
+    assert crm.contacts.count() == 3
+    assert crm.contacts.first(F.external_ids.shop == "C-2").last_name == "Hopper"  # type: ignore[union-attr]
+
+
+def test_a_repeated_external_id_in_one_file_updates_the_first_row(crm: crmkit.CRM) -> None:
+    summary = crm.imports.csv(_csv("C-1,Ada,A,,,,", "C-1,Ada,B,,,,"), mapping=MAPPING)
+    assert (summary.created, summary.updated) == (1, 1)
+    (ada,) = crm.contacts.find()
+    assert ada.last_name == "B"
+
+
+def test_update_merges_mappings_and_address_parts(crm: crmkit.CRM) -> None:
+    crm.contacts.add(
+        Contact(
+            first_name="Ada",
+            external_ids={"shop": "C-1", "erp": "E-9"},
+            custom={"tier": "gold", "score": 3},
+            address={"city": "London", "country": "GB"},
+        )
+    )
+    summary = crm.imports.csv(_csv("C-1,,,,Paris,silver,"), mapping=MAPPING)
+    assert summary.updated == 1
+    (ada,) = crm.contacts.find()
+    assert ada.external_ids == {"shop": "C-1", "erp": "E-9"}
+    assert ada.custom == {"tier": "silver", "score": 3}
+    assert ada.address is not None
+    assert (ada.address.city, ada.address.country) == ("Paris", "GB")
+
+
+def test_a_value_that_normalizes_to_the_stored_one_is_unchanged(crm: crmkit.CRM) -> None:
+    crm.imports.csv(_csv("C-1,Ada,A,ada@example.com,,,"), mapping=MAPPING)
+    summary = crm.imports.csv(_csv("C-1,Ada,A, ADA@Example.COM ,,,"), mapping=MAPPING)
+    assert summary.unchanged == 1
+    assert crm.contacts.find()[0].version == 1
+
+
+def test_an_external_id_matching_two_records_is_rejected(
+    crm: crmkit.CRM, tmp_path: pathlib.Path
+) -> None:
+    crm.contacts.add_many([Contact(first_name=n, external_ids={"shop": "C-1"}) for n in "AB"])
+    summary = crm.imports.csv(
+        _csv("C-1,Ada,,,,,"), mapping=MAPPING, rejected_path=tmp_path / "r.csv"
+    )
+    assert summary.rejected == 1
+    assert "matches records" in (tmp_path / "r.csv").read_text(encoding="utf-8")
+
+
+def test_duplicate_check_rejects_lookalikes(crm: crmkit.CRM, tmp_path: pathlib.Path) -> None:
+    crm.contacts.add(Contact(first_name="Ada", last_name="Lovelace", emails=["ada@example.com"]))
+    summary = crm.imports.csv(
+        _csv("C-1,Ada,Lovelace,ada@example.com,,,", "C-2,Grace,Hopper,grace@navy.mil,,,"),
+        mapping=MAPPING,
+        check_duplicates=True,
+        rejected_path=tmp_path / "r.csv",
+    )
+    assert (summary.created, summary.rejected) == (1, 1)
+    assert "duplicate of" in (tmp_path / "r.csv").read_text(encoding="utf-8")
+
+
+def test_bad_mappings_raise_before_anything_is_written(crm: crmkit.CRM) -> None:
+    with pytest.raises(ValidationError, match="nickname"):
+        crm.imports.csv(_csv("C-1,Ada,,,,,"), mapping={"First": "nickname"})
+    with pytest.raises(ValidationError, match="lacks"):
+        crm.imports.csv(_csv("C-1,Ada,,,,,"), mapping={"Phone": "phones"})
+    with pytest.raises(ValidationError, match="storage field"):
+        crm.imports.csv(_csv("C-1,Ada,,,,,"), mapping={"First": "id"})
+    with pytest.raises(ValidationError, match="batch_size"):
+        crm.imports.csv(_csv(), mapping=MAPPING, batch_size=0)
+    assert crm.contacts.count() == 0
+
+
+def test_jsonl_rows_nested_values_and_bad_lines(crm: crmkit.CRM, tmp_path: pathlib.Path) -> None:
+    lines = [
+        json.dumps(
+            {"first_name": "Ada", "emails": ["ada@example.com"], "external_ids": {"shop": "C-1"}}
+        ),
+        "",
+        "{not json",
+        json.dumps(["a list"]),
+        json.dumps({"first_name": "Grace", "address": {"city": "NYC"}, "tags": "a; b"}),
+        json.dumps({"nickname": "x"}),
+    ]
+    rejected = tmp_path / "r.csv"
+    summary = crm.imports.jsonl(io.StringIO("\n".join(lines)), rejected_path=rejected)
+    assert summary == ImportSummary(rows=5, created=2, rejected=3, rejected_path=str(rejected))
+    with open(rejected, newline="", encoding="utf-8") as file:
+        rows = list(csv.reader(file))
+    assert rows[0] == ["line", "reason", "row"]
+    assert [r[0] for r in rows[1:]] == ["3", "4", "6"]
+    grace = crm.contacts.first(F.first_name == "Grace")
+    assert grace is not None
+    assert grace.tags == ("a", "b")
+    again = crm.imports.jsonl(io.StringIO(lines[0]))
+    assert again.unchanged == 1
+
+
+def test_export_csv_columns_filter_and_fields(crm: crmkit.CRM) -> None:
+    crm.imports.csv(
+        _csv("C-1,Ada,Lovelace,ada@example.com;ada@work.com,London,gold,", "C-2,Grace,Hopper,,,,"),
+        mapping=MAPPING,
+    )
+    out = io.StringIO()
+    assert crm.exports.csv(out, "contacts", where=F.first_name == "Ada") == 1
+    (row,) = list(csv.DictReader(io.StringIO(out.getvalue())))
+    assert row["emails"] == "ada@example.com;ada@work.com"
+    assert row["address.city"] == "London"
+    assert json.loads(row["custom"]) == {"tier": "gold"}
+    assert row["do_not_contact"] == "false"
+    out = io.StringIO()
+    crm.exports.csv(out, "contacts", fields=["last_name", "custom.tier", "external_ids.shop"])
+    assert out.getvalue().splitlines() == [
+        "last_name,custom.tier,external_ids.shop",
+        "Lovelace,gold,C-1",
+        "Hopper,,C-2",
+    ]
+    with pytest.raises(ValidationError):
+        crm.exports.csv(io.StringIO(), "contacts", fields=["nickname"])
+
+
+def test_export_a_segment(crm: crmkit.CRM) -> None:
+    crm.contacts.add_many([Contact(first_name=n) for n in ("Ada", "Grace", "Alan")])
+    rule = (F.first_name.startswith("A")).to_dict()
+    dynamic = crm.segments.add(Segment(name="A", rule=rule))
+    out = io.StringIO()
+    assert crm.exports.jsonl(out, "contacts", where=dynamic.id, fields=["first_name"]) == 2
+    assert [json.loads(line) for line in out.getvalue().splitlines()] == [
+        {"first_name": "Ada"},
+        {"first_name": "Alan"},
+    ]
+    grace = crm.contacts.first(F.first_name == "Grace")
+    assert grace is not None
+    assert grace.id is not None
+    static = crm.segments.add(Segment(name="G", kind=SegmentKind.STATIC, member_ids=[grace.id]))
+    assert crm.exports.csv(io.StringIO(), "contacts", where=static.id) == 1
+    with pytest.raises(ValidationError, match="segment of contacts"):
+        crm.exports.csv(io.StringIO(), "accounts", where=static.id)
+
+
+def test_export_to_a_path_then_import_elsewhere(crm: crmkit.CRM, tmp_path: pathlib.Path) -> None:
+    crm.imports.csv(_csv("C-1,Ada,Lovelace,ada@example.com,London,gold,yes"), mapping=MAPPING)
+    crm.exports.csv(tmp_path / "out.csv", "contacts")
+    crm.exports.jsonl(tmp_path / "out.jsonl", "contacts")
+    for name in ("out.csv", "out.jsonl"):
+        other = crmkit.connect("memory://")
+        load = other.imports.csv if name.endswith(".csv") else other.imports.jsonl
+        assert load(tmp_path / name).created == 1
+        (a,), (b,) = crm.contacts.find(), other.contacts.find()
+        assert (a.emails, a.address, a.custom, a.external_ids, a.do_not_contact) == (
+            b.emails,
+            b.address,
+            b.custom,
+            b.external_ids,
+            b.do_not_contact,
+        )

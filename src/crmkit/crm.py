@@ -9,19 +9,18 @@ from contextlib import contextmanager
 from importlib.metadata import EntryPoint, entry_points
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
+from crmkit.campaigns import CampaignRepository, CampaignRules
 from crmkit.entities import (
     ENTITY_TYPES,
     Account,
     Article,
     AuditEntry,
-    Campaign,
     CampaignMember,
     Contact,
     Entity,
     Interaction,
     Pipeline,
     Role,
-    Segment,
     Share,
     StageChange,
     Team,
@@ -34,8 +33,10 @@ from crmkit.pipelines import DealRepository, PipelineRules
 from crmkit.protocols import Backend
 from crmkit.reports import DealReports
 from crmkit.repository import AfterWriteHook, QueryHook, Repository, WriteHook
+from crmkit.segments import SegmentRepository
 from crmkit.tasks import TaskRepository, TaskRules
 from crmkit.tickets import SlaRegistry, TicketRepository, TicketRules
+from crmkit.timeline import Timeline
 
 if TYPE_CHECKING:
     from crmkit.permissions import UserView
@@ -51,6 +52,8 @@ REPOSITORY_TYPES: dict[str, type[Repository[Any]]] = {
     "deals": DealRepository,
     "tickets": TicketRepository,
     "tasks": TaskRepository,
+    "segments": SegmentRepository,
+    "campaigns": CampaignRepository,
 }
 
 
@@ -74,8 +77,8 @@ class CRM:
     pipelines: Repository[Pipeline]
     deals: DealRepository
     tickets: TicketRepository
-    segments: Repository[Segment]
-    campaigns: Repository[Campaign]
+    segments: SegmentRepository
+    campaigns: CampaignRepository
     campaign_members: Repository[CampaignMember]
     articles: Repository[Article]
     users: Repository[User]
@@ -112,18 +115,22 @@ class CRM:
             self.pipeline_rules,
             self.ticket_rules,
             TaskRules(self),
+            CampaignRules(self),
         ]
-        rules, tickets = self.pipeline_rules, self.ticket_rules
+        rules, tickets, members = self.pipeline_rules, self.ticket_rules, CampaignRules(self)
         self._after_write_hooks: dict[str, list[AfterWriteHook]] = {
             "deals": [AfterWriteHook(rules.moved, rules.after_write)],
             "tickets": [AfterWriteHook(tickets.applies, tickets.after_write)],
             "interactions": [AfterWriteHook(tickets.is_response, tickets.interaction_written)],
+            "campaign_members": [AfterWriteHook(members.changed, members.after_write)],
         }
         self._query_hooks: list[QueryHook] = [entities.query]
         #: Lead conversion (see :mod:`crmkit.leads`).
         self.leads = LeadConverter(self)
         #: Deal reports computed by the database (see :mod:`crmkit.reports`).
         self.reports = DealReports(self)
+        #: What happened with a contact or account, newest first (:mod:`crmkit.timeline`).
+        self.timeline = Timeline(self)
         self._repositories: dict[str, Repository[Any]] = {}
         for name, entity in ENTITY_TYPES.items():
             repo_type = REPOSITORY_TYPES.get(name, Repository)
@@ -134,6 +141,13 @@ class CRM:
 
         #: Duplicates: find, explain, merge, unmerge, the rule on add (:mod:`crmkit.dedupe`).
         self.dedupe = DedupeService(self, write_hooks=self._write_hooks)
+        from crmkit.exports import Exporter
+        from crmkit.imports import Importer
+
+        #: CSV and JSON Lines imports with upsert by external id (:mod:`crmkit.imports`).
+        self.imports = Importer(self)
+        #: CSV and JSON Lines exports of any collection (:mod:`crmkit.exports`).
+        self.exports = Exporter(self)
 
     def __repr__(self) -> str:
         return f"<CRM on {self.backend.name}>"

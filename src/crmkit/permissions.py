@@ -51,7 +51,6 @@ from crmkit.aggregation import Group, Metric
 from crmkit.entities import (
     Account,
     Article,
-    Campaign,
     CampaignMember,
     Contact,
     Deal,
@@ -60,7 +59,6 @@ from crmkit.entities import (
     Interaction,
     Pipeline,
     Role,
-    Segment,
     Task,
     Team,
     Ticket,
@@ -77,9 +75,12 @@ from crmkit.reports import DealReports
 from crmkit.repository import BulkResult, Rejected, Repository
 from crmkit.tasks import TaskOperations
 from crmkit.tickets import TicketOperations
+from crmkit.timeline import Timeline
 
 if TYPE_CHECKING:
+    from crmkit.campaigns import ScopedCampaignRepository
     from crmkit.crm import CRM
+    from crmkit.segments import ScopedSegmentRepository
 
 __all__ = [
     "Action",
@@ -658,8 +659,8 @@ class UserView:
     pipelines: ScopedRepository[Pipeline]
     deals: ScopedDealRepository
     tickets: ScopedTicketRepository
-    segments: ScopedRepository[Segment]
-    campaigns: ScopedRepository[Campaign]
+    segments: ScopedSegmentRepository
+    campaigns: ScopedCampaignRepository
     campaign_members: ScopedRepository[CampaignMember]
     articles: ScopedRepository[Article]
     users: ScopedRepository[User]
@@ -679,11 +680,21 @@ class UserView:
         self.leads = LeadConverter(self)
         #: Deal reports over the deals this user may read.
         self.reports = DealReports(self)
+        #: The timeline of what this user may read.
+        self.timeline = Timeline(self)
         self._repositories: dict[str, ScopedRepository[Any]] = {}
+        from crmkit.campaigns import ScopedCampaignRepository
+        from crmkit.segments import ScopedSegmentRepository
+
+        types = {
+            **_SCOPED_TYPES,
+            "segments": ScopedSegmentRepository,
+            "campaigns": ScopedCampaignRepository,
+        }
         for name, repo in crm.repositories.items():
             if name == "audit_log":
                 continue
-            scoped: ScopedRepository[Any] = _SCOPED_TYPES.get(name, ScopedRepository)(self, repo)
+            scoped: ScopedRepository[Any] = types.get(name, ScopedRepository)(self, repo)
             self._repositories[name] = scoped
             setattr(self, name, scoped)
         from crmkit.dedupe.service import DedupeService

@@ -86,7 +86,9 @@ from crmkit.repository import Repository
 from crmkit.testing import reference
 from crmkit.testing import strategies as cs
 from crmkit.testing._settings import SUITE_HEALTH_CHECKS
+from crmkit.testing.conformance_analytics import AnalyticsConformance
 from crmkit.testing.conformance_dedupe import DedupeConformance
+from crmkit.testing.conformance_imports import ImportExportConformance
 from crmkit.testing.conformance_operations import OperationsConformance
 from crmkit.testing.conformance_permissions import PermissionsConformance
 
@@ -434,7 +436,13 @@ def _contact(first: str | None = None, **fields: Any) -> Contact:
     return Contact(first_name=first, **fields)
 
 
-class ConformanceSuite(PermissionsConformance, DedupeConformance, OperationsConformance):
+class ConformanceSuite(
+    PermissionsConformance,
+    DedupeConformance,
+    OperationsConformance,
+    AnalyticsConformance,
+    ImportExportConformance,
+):
     """Behaviour tests every backend must pass; subclass it and provide a ``crm`` fixture.
 
     The fixture must be function-scoped and yield a fresh, empty :class:`crmkit.CRM`.

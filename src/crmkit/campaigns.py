@@ -221,10 +221,6 @@ class CampaignOperations(Verbs[Campaign]):
     campaign, its members, contacts and deals are read and written through the host's own
     repositories, so a view's are scoped, checked and audited."""
 
-    def _source(self) -> Any:
-        """The CRM or user view the verbs read and write through."""
-        return self._operations_crm()
-
     def _contact_ids(
         self, segment_id: str | None, contact_ids: Iterable[str] | None
     ) -> tuple[Iterator[str], set[str]]:
@@ -422,18 +418,6 @@ class CampaignRepository(Repository[Campaign], CampaignOperations):
     """The campaigns repository: :class:`~crmkit.repository.Repository` plus
     :class:`CampaignOperations`."""
 
-    def _operations_crm(self) -> CRM:
-        return self._ctx  # type: ignore[return-value]
-
 
 class ScopedCampaignRepository(ScopedRepository[Campaign], CampaignOperations):
     """Campaigns as one user sees them, with the campaign verbs scoped and checked."""
-
-    def _operations_crm(self) -> CRM:
-        return self._view.crm
-
-    def _source(self) -> Any:
-        return self._view
-
-    def _default_actor(self) -> str | None:
-        return self._view.user.id

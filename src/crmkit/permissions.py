@@ -243,6 +243,17 @@ class ScopedRepository(Generic[E]):
         self._has_owner = "owner_id" in names
         self._has_team = "team_id" in names
 
+    # --- the host of verb mixins (deals.move, tickets.breaching, ...) ------------------------
+
+    def _operations_crm(self) -> CRM:
+        return self._view.crm
+
+    def _default_actor(self) -> str | None:
+        return self._view.user.id
+
+    def _source(self) -> Any:
+        return self._view
+
     def __repr__(self) -> str:
         return f"<ScopedRepository {self._collection} as {self._view.user.id}>"
 
@@ -614,31 +625,13 @@ def _unmask(entity: E, stored: E, hidden: frozenset[str], columns: Mapping[str, 
 class ScopedDealRepository(ScopedRepository[Deal], DealOperations):
     """Deals as one user sees them, with ``move``/``history`` checked and audited."""
 
-    def _operations_crm(self) -> CRM:
-        return self._view.crm
-
-    def _default_actor(self) -> str | None:
-        return self._view.user.id
-
 
 class ScopedTicketRepository(ScopedRepository[Ticket], TicketOperations):
     """Tickets as one user sees them, with the ticket verbs checked and audited."""
 
-    def _operations_crm(self) -> CRM:
-        return self._view.crm
-
-    def _default_actor(self) -> str | None:
-        return self._view.user.id
-
 
 class ScopedTaskRepository(ScopedRepository[Task], TaskOperations):
     """Tasks as one user sees them, with ``complete`` and the due queries scoped."""
-
-    def _operations_crm(self) -> CRM:
-        return self._view.crm
-
-    def _default_actor(self) -> str | None:
-        return self._view.user.id
 
 
 _SCOPED_TYPES: dict[str, type[ScopedRepository[Any]]] = {

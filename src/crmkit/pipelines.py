@@ -346,6 +346,3 @@ class DealOperations(Verbs[Deal]):
 
 class DealRepository(Repository[Deal], DealOperations):
     """The deals repository: :class:`Repository` plus :class:`DealOperations`."""
-
-    def _operations_crm(self) -> CRM:
-        return self._ctx  # type: ignore[return-value]

@@ -140,6 +140,10 @@ class Repository(Generic[E]):
         # hottest read path (the method below documents it).
         self.get = store.get  # type: ignore[method-assign]
 
+    def _operations_crm(self) -> CRM:
+        """The CRM this repository belongs to (what verb mixins work in)."""
+        return self._ctx  # type: ignore[return-value]
+
     def __repr__(self) -> str:
         return f"<Repository {self.entity.collection}>"
 
@@ -480,3 +484,7 @@ class Verbs(Generic[E]):
     def _default_actor(self) -> str | None:
         """Who a verb's ``by`` defaults to (a view: its user)."""
         return None
+
+    def _source(self) -> Any:
+        """The CRM or user view the verbs read and write through."""
+        return self._operations_crm()

@@ -36,7 +36,7 @@ from crmkit.query import Expr, F, OrderSpec, Page, bind, from_dict
 from crmkit.repository import Repository, Verbs
 
 if TYPE_CHECKING:
-    from crmkit.crm import CRM
+    pass
 
 __all__ = [
     "SEGMENT_ENTITIES",
@@ -79,10 +79,6 @@ def segment_rule(segment: Segment) -> tuple[type[Entity], Expr | None]:
 class SegmentOperations(Verbs[Segment]):
     """Segment verbs shared by the CRM's segment repository and a user's view of it: the
     records are read through the host's own repositories, so a view's are scoped."""
-
-    def _source(self) -> Any:
-        """The CRM or user view whose contacts and accounts a segment selects from."""
-        return self._operations_crm()
 
     def _selection(self, segment_id: str) -> tuple[Any, Expr | None]:
         segment = self.get(segment_id)
@@ -151,9 +147,6 @@ class SegmentRepository(Repository[Segment], SegmentOperations):
     :class:`SegmentOperations`. ``count(segment_id)`` counts a segment's members;
     ``count(expr)`` counts segments as in any repository."""
 
-    def _operations_crm(self) -> CRM:
-        return self._ctx  # type: ignore[return-value]
-
     def count(self, where: Expr | str | None = None) -> int:
         """Members of the segment with this id (a ``str``), or segments matching ``where``."""
         if isinstance(where, str):
@@ -163,15 +156,6 @@ class SegmentRepository(Repository[Segment], SegmentOperations):
 
 class ScopedSegmentRepository(ScopedRepository[Segment], SegmentOperations):
     """Segments as one user sees them: members are the records the user may read."""
-
-    def _operations_crm(self) -> CRM:
-        return self._view.crm
-
-    def _source(self) -> Any:
-        return self._view
-
-    def _default_actor(self) -> str | None:
-        return self._view.user.id
 
     def count(self, where: Expr | str | None = None) -> int:
         """Readable members of the segment with this id (a ``str``), or readable segments

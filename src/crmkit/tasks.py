@@ -112,6 +112,3 @@ class TaskOperations(Verbs[Task]):
 
 class TaskRepository(Repository[Task], TaskOperations):
     """The tasks repository: :class:`Repository` plus :class:`TaskOperations`."""
-
-    def _operations_crm(self) -> CRM:
-        return self._ctx  # type: ignore[return-value]

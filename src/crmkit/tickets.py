@@ -358,6 +358,3 @@ class TicketOperations(Verbs[Ticket]):
 
 class TicketRepository(Repository[Ticket], TicketOperations):
     """The tickets repository: :class:`Repository` plus :class:`TicketOperations`."""
-
-    def _operations_crm(self) -> CRM:
-        return self._ctx  # type: ignore[return-value]

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import argparse
 import random
-import time
-from collections.abc import Callable
 from typing import Any
+
+from _timing import best_of
 
 import crmkit
 from crmkit import Contact
@@ -35,15 +35,6 @@ def make_contacts(n: int, seed: int = 7) -> list[Contact]:
         )
         for i in range(n)
     ]
-
-
-def best_of(runs: int, fn: Callable[[], Any]) -> float:
-    best = float("inf")
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def baseline_add(contacts: list[Contact]) -> dict[str, Contact]:

@@ -21,9 +21,8 @@ from __future__ import annotations
 import argparse
 import functools
 import random
-import time
-from collections.abc import Callable
-from typing import Any
+
+from _timing import timed
 
 import crmkit
 from crmkit import Contact
@@ -44,13 +43,6 @@ def make_contacts(n: int, tag: str) -> list[Contact]:
         )
         for i in range(n)
     ]
-
-
-def timed(fn: Callable[[], Any]) -> float:
-    """Wall-clock seconds of one call."""
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
 
 
 def backend(crm: crmkit.CRM) -> MongoBackend:

@@ -15,9 +15,9 @@ from __future__ import annotations
 import argparse
 import random
 import tempfile
-import time
-from collections.abc import Callable
 from typing import Any
+
+from _timing import best_of
 
 import crmkit
 from crmkit import Contact, Role, Team, User
@@ -25,16 +25,6 @@ from crmkit.query import F
 
 TITLES = [None, "CTO", "CEO", "Engineer", "Designer"]
 STAGES = [None, "lead", "customer"]
-
-
-def best_of(runs: int, fn: Callable[[], Any]) -> float:
-    """The fastest of ``runs`` timings of ``fn`` (seconds)."""
-    best = float("inf")
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def build(crm: crmkit.CRM, n: int, seed: int = 11) -> User:

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
+from _timing import timed
 
 import crmkit
 from crmkit import Contact
@@ -48,13 +49,6 @@ def make_contacts(n: int, seed: int = 7) -> list[Contact]:
         )
         for i in range(n)
     ]
-
-
-def timed(fn: Callable[[], Any]) -> float:
-    """Seconds ``fn()`` takes."""
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
 
 
 def _backend(crm: crmkit.CRM) -> SqlBackend:

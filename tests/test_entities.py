@@ -45,6 +45,12 @@ AWARE = dt.datetime(2024, 1, 1, 12, 0, tzinfo=dt.UTC)
         (lambda: Contact(first_name=5), "contact.first_name", "must be text"),
         (lambda: Contact(first_name="x" * 201), "contact.first_name", "longer than 200"),
         (lambda: Contact(first_name="a\x00b"), "contact.first_name", "NUL"),
+        (lambda: Contact(first_name="a\ud800"), "contact.first_name", "lone surrogate"),
+        (
+            lambda: Contact(first_name="A", custom={"note": "\udfff"}),
+            "contact.custom.note",
+            "lone surrogate",
+        ),
         (lambda: Contact(emails="ada@example.com"), "contact.emails", "list of text"),
         (lambda: Contact(emails=["a@b.c", 5]), "contact.emails[1]", "must be text"),
         (lambda: Contact(emails=["a@b.c", " "]), "contact.emails[1]", "required"),

@@ -114,9 +114,21 @@ def to_text(value: Any, where: str, *, required: bool = False, max_length: int =
         return None
     if len(value) > max_length:
         raise ValidationError(where, value, f"is longer than {max_length} characters")
+    check_storable(value, where)
+    return value
+
+
+def check_storable(value: str, where: str) -> None:
+    """Reject text no backend can store: NUL characters and lone surrogates (not UTF-8)."""
     if "\x00" in value:
         raise ValidationError(where, value, "must not contain NUL characters")
-    return value
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValidationError(
+                where, value, "is not valid Unicode text (it holds a lone surrogate)"
+            ) from None
 
 
 def to_text_tuple(value: Any, where: str) -> tuple[str, ...]:
@@ -268,8 +280,8 @@ def to_plain(value: Any, where: str) -> Any:
         if isinstance(value, int) and not _INT64_MIN <= value <= _INT64_MAX:
             # BSON and SQL integers are 64-bit: a larger number could not be stored everywhere
             raise ValidationError(where, value, "is too large (64-bit whole numbers only)")
-        if isinstance(value, str) and "\x00" in value:
-            raise ValidationError(where, value, "must not contain NUL characters")
+        if isinstance(value, str):
+            check_storable(value, where)
         return value
     if isinstance(value, list | tuple):
         items = tuple(to_plain(v, f"{where}[{i}]") for i, v in enumerate(value))
@@ -287,6 +299,7 @@ def to_json(value: Any, where: str) -> Any:
         for key in value:
             if not isinstance(key, str):
                 raise ValidationError(where, key, "is not a text key")
+            check_storable(key, f"{where} key")
         return FrozenDict({k: to_json(v, f"{where}.{k}") for k, v in value.items()})
     if isinstance(value, list | tuple):
         return tuple(to_json(v, f"{where}[{i}]") for i, v in enumerate(value))

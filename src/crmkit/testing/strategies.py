@@ -358,7 +358,7 @@ def interactions() -> st.SearchStrategy[Interaction]:
         direction=_optional(st.sampled_from(list(Direction))),
         subject=_optional(words(3)),
         body=_optional(
-            st.text(st.characters(exclude_characters="\x00"), min_size=1).filter(
+            st.text(st.characters(exclude_characters="\x00", codec="utf-8"), min_size=1).filter(
                 lambda s: not s.isspace()
             )
         ),

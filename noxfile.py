@@ -46,6 +46,6 @@ def bench(session: nox.Session) -> None:
 @nox.session(python="3.11")
 def docs(session: nox.Session) -> None:
     """Run every code block of the docs, then build the site in strict mode."""
-    session.install("-e", ".[all,dev]", "mkdocs-material>=9.5")
+    session.install("-e", ".[all,dev]", "mkdocs-material>=9.5", "mkdocstrings[python]>=0.26")
     session.run("pytest", "tests/test_docs.py")
     session.run("mkdocs", "build", "--strict")

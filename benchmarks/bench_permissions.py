@@ -4,10 +4,21 @@ Run with ``nox -s bench`` or ``python benchmarks/bench_permissions.py [--n 10000
 a SQLite CRM of ``n`` contacts owned by 100 users in 20 teams of 5, and a user whose role
 reads contacts with the ``team`` scope (so 1 contact in 20 is visible). Each query runs the
 same ``find(where, order_by=..., limit=50)`` through the user's view (the scope is added to
-the SQL ``WHERE``) and unscoped through ``crm.contacts``; it also runs the unscoped call
-with the scope written by hand as a filter, which isolates the cost of the permission
-layer from the cost of the narrower query. Prints ratios measured in this run; asserts
-nothing (the target is <= 1.3x the unscoped query).
+the SQL ``WHERE``) and unscoped through ``crm.contacts``.
+
+Two ratios are printed for each query:
+
+* ``vs unscoped``: the same call on ``crm.contacts``. For lookups (an email, a name) both
+  read the same handful of index entries and the ratio is the cost of the permission layer.
+  For a sorted page of an unselective filter the unscoped query stops after ~50 matches in
+  index order, while the user, who sees 5% of the rows, needs ~20 times as many rows to
+  fill the page: that ratio measures the scope's selectivity, not crmkit.
+* ``vs same rows``: the unscoped call with the team scope written by hand as a filter, i.e.
+  the cheapest query that returns exactly the user's rows. This is the cost of enforcing
+  permissions in the query (building the scope, the shares lookup, field masking).
+
+The target (<= 1.3x) applies to the permission layer: every ``vs same rows`` ratio, and
+``vs unscoped`` for lookups. Asserts nothing.
 """
 
 from __future__ import annotations
@@ -56,6 +67,8 @@ def build(crm: crmkit.CRM, n: int, seed: int = 11) -> User:
 
 
 QUERIES: list[tuple[str, Any, str]] = [
+    ("lookup: email == one address", F.emails.contains("person4242@example69.com"), "last_name"),
+    ("lookup: last_name == one name", F.last_name == "Person4242", "first_name"),
     ("title == 'CTO', by last_name", F.title == "CTO", "last_name"),
     ("stage == 'lead' and first_name != 'Ken', by -updated_at",
      (F.lifecycle_stage == "lead") & (F.first_name != "Ken"), "-updated_at"),
@@ -102,12 +115,12 @@ def main() -> None:
     width = max(len(r[0]) for r in rows)
     print(
         f"{'query':<{width}}  {'scoped':>9}  {'unscoped':>9}  {'ratio':>6}  "
-        f"{'same filter by hand':>19}  {'ratio':>6}  target"
+        f"{'same rows by hand':>17}  {'ratio':>6}  target"
     )
     for label, ours, plain, hand in rows:
         print(
             f"{label:<{width}}  {ours * 1000:>7.2f}ms  {plain * 1000:>7.2f}ms  "
-            f"{ours / plain:>5.2f}x  {hand * 1000:>17.2f}ms  {ours / hand:>5.2f}x  <= 1.3x"
+            f"{ours / plain:>5.2f}x  {hand * 1000:>15.2f}ms  {ours / hand:>5.2f}x  <= 1.3x"
         )
 
 

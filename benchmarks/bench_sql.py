@@ -74,6 +74,7 @@ def raw_rows(contacts: list[Contact], sqlite: bool) -> tuple[list[tuple[Any, ...
                 id, 1, stamp, stamp, c.first_name, c.last_name, json.dumps(list(c.emails)),
                 json.dumps(list(c.phones)), c.title, c.account_id, None, None, None, None,
                 False, None, None, None, None, None, None, None, False, "[]", "{}", "{}",
+                "[]", None, None,
             )
         )  # fmt: skip
         emails.extend((id, e) for e in c.emails)
@@ -85,7 +86,8 @@ CONTACT_COLUMNS = (
     "id, version, created_at, updated_at, first_name, last_name, emails, phones, title, "
     "account_id, owner_id, team_id, lifecycle_stage, lead_source, has_address, address_street, "
     "address_city, address_region, address_postal_code, address_country, address_latitude, "
-    "address_longitude, do_not_contact, tags, custom, external_ids"
+    "address_longitude, do_not_contact, tags, custom, external_ids, consents, lawful_basis, "
+    "erased_at"
 )
 
 

@@ -355,3 +355,64 @@ def _conditions(expr: Expr) -> list[Cond]:
         return _conditions(expr.item)
     assert isinstance(expr, And | Or)
     return [c for item in expr.items for c in _conditions(item)]
+
+
+# --- related-record predicates ------------------------------------------------------------
+
+
+def test_related_to_dict_round_trip_and_negation() -> None:
+    """``F.related`` serializes as a plain node; ``~`` wraps it in ``not``."""
+    inner = (F.kind == "email") & F.occurred_at.within_last(dt.timedelta(days=30))
+    expr = ~F.related("interactions", inner)
+    data = expr.to_dict()
+    assert data == {"not": {"related": "interactions", "where": inner.to_dict()}}
+    assert from_dict(json.loads(json.dumps(data))) == expr
+    assert F.related("tickets").to_dict() == {"related": "tickets"}
+    assert from_dict({"related": "tickets"}) == F.related("tickets")
+
+
+@settings(max_examples=50, deadline=None)
+@given(expr=cs.related_filters("contacts") | cs.related_filters("accounts"))
+def test_dict_round_trip_of_random_related_expressions(expr: Expr) -> None:
+    """Every generated expression with related predicates survives JSON."""
+    assert from_dict(json.loads(json.dumps(expr.to_dict()))) == expr
+
+
+def test_bind_checks_related_against_the_related_entity() -> None:
+    """The relation must exist; the inner filter is bound to the related entity type."""
+    bound = bind(F.related("deals", F.amount.amount > 10), Contact, now=NOW)
+    assert bound == F.related("deals", Cond("amount.amount", Op.GT, Decimal(10)))
+    window = bind(
+        F.related("interactions", F.occurred_at.within_last(dt.timedelta(days=1))), Contact, now=NOW
+    )
+    assert window == F.related(
+        "interactions", Cond("occurred_at", Op.GE, NOW - dt.timedelta(days=1))
+    )
+    with pytest.raises(ValidationError, match="not a relation of contacts"):
+        bind(F.related("friends"), Contact)
+    with pytest.raises(ValidationError) as info:
+        bind(F.related("account", F.last_name == "x"), Contact)  # a contact field, not an account's
+    assert info.value.field.startswith("related.account")
+    with pytest.raises(ValidationError):
+        bind(F.related("contacts"), Contact)  # contacts have no "contacts" relation
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"related": "", "where": {"field": "a", "op": "exists"}},
+        {"related": 3},
+        {"related": "deals", "where": {"field": "a"}},
+        {"related": "deals", "where": {"field": "a", "op": "exists"}, "extra": 1},
+    ],
+)
+def test_from_dict_rejects_malformed_related_nodes(data: Any) -> None:
+    with pytest.raises(ValidationError):
+        from_dict(data)
+
+
+def test_related_builder_rejects_bad_arguments() -> None:
+    with pytest.raises(ValidationError):
+        F.related("", F.a == 1)
+    with pytest.raises(ValidationError):
+        F.related("deals", "stage == won")  # type: ignore[arg-type]

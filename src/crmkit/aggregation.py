@@ -8,9 +8,12 @@ memory backend's dictionaries) and agrees on the semantics:
 
 - a group value is the field's stored value, or ``None`` when the record has none: records
   without a value form their own ``None`` group (last when rows are sorted);
-- a :class:`Group` with ``trunc`` (``"day"``, ``"month"``, ``"year"``) on a date or
-  datetime field groups by the first day of the period (a :class:`datetime.date`, periods
-  in UTC);
+- a :class:`Group` with ``trunc`` (``"day"``, ``"week"``, ``"month"``, ``"year"``) on a
+  date or datetime field groups by the first day of the period (a :class:`datetime.date`,
+  periods in UTC; weeks start on Monday, as in ISO 8601);
+- a :class:`Group` on a list field (``"contact_ids"``, ``"tags"``) groups by each element:
+  a record with two elements counts in both groups, a record with an empty list forms the
+  ``None`` group; at most one group of a request may be a list field;
 - ``count`` without a path counts records; with a path it counts records whose value is
   set; ``sum`` adds the set values exactly (``Decimal`` stays ``Decimal``, durations are
   ``timedelta``) and is zero when none is set; ``min``/``max`` are ``None`` when none is
@@ -38,9 +41,18 @@ import attrs
 from crmkit.entities.schema import FieldInfo, field_info
 from crmkit.errors import ValidationError
 
-__all__ = ["GROUPABLE", "SUMMABLE", "Group", "Metric", "Trunc", "check_spec", "finish_rows"]
+__all__ = [
+    "GROUPABLE",
+    "SUMMABLE",
+    "Group",
+    "Metric",
+    "Trunc",
+    "check_spec",
+    "finish_rows",
+    "week_start",
+]
 
-Trunc = Literal["day", "month", "year"]
+Trunc = Literal["day", "week", "month", "year"]
 MetricOp = Literal["count", "sum", "min", "max", "avg"]
 
 #: Field kinds a group may use.
@@ -48,7 +60,7 @@ GROUPABLE = frozenset({"text", "bool", "int", "date", "datetime", "decimal", "du
 #: Field kinds ``sum`` and ``avg`` accept.
 SUMMABLE = frozenset({"int", "decimal", "duration"})
 _ORDERABLE = frozenset({"text", "int", "decimal", "date", "datetime", "duration"})
-_TRUNCS = ("day", "month", "year")
+_TRUNCS = ("day", "week", "month", "year")
 _OPS = ("count", "sum", "min", "max", "avg")
 
 
@@ -62,7 +74,8 @@ def _trunc(value: Any) -> Any:
 class Group:
     """Group by the value of ``path`` (``"owner_id"``, ``"amount.currency"``).
 
-    ``trunc`` (``"day"``, ``"month"``, ``"year"``) groups a date or datetime by period;
+    ``trunc`` (``"day"``, ``"week"``, ``"month"``, ``"year"``) groups a date or datetime by
+    period (weeks start on Monday, UTC); a list field groups by each of its elements;
     ``name`` is the key of the value in result rows (default: ``path``, or
     ``"path:trunc"``).
     """
@@ -138,11 +151,16 @@ def check_spec(
     groups = tuple(Group(g) if isinstance(g, str) else g for g in group_by)
     infos: dict[str, FieldInfo] = {}
     names: list[str] = []
+    lists = 0
     for g in groups:
         if not isinstance(g, Group):
             raise ValidationError("group_by", g, "must be a Group or a field path")
         info = field_info(entity, g.path)
-        if info.kind not in GROUPABLE:
+        if info.kind == "text_list":
+            lists += 1
+            if lists > 1:
+                raise ValidationError("group_by", g.path, "is a second list field (one at most)")
+        elif info.kind not in GROUPABLE:
             raise ValidationError("group_by", g.path, f"cannot be grouped ({info.kind} field)")
         if g.trunc is not None and info.kind not in ("date", "datetime"):
             raise ValidationError("group_by", g.path, "is not a date or datetime (trunc)")
@@ -175,6 +193,15 @@ def check_spec(
         if name in names[:i]:
             raise ValidationError("aggregate", name, "is used as a name twice")
     return groups, tuple(wanted), infos
+
+
+def week_start(day: dt.date) -> dt.date:
+    """The Monday starting the (ISO) week of ``day``: how ``trunc="week"`` groups.
+
+    >>> week_start(dt.date(2024, 3, 10))
+    datetime.date(2024, 3, 4)
+    """
+    return day - dt.timedelta(days=day.weekday())
 
 
 def _zero(kind: str) -> Any:

@@ -10,10 +10,11 @@ from importlib.metadata import EntryPoint, entry_points
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from crmkit.campaigns import CampaignRepository, CampaignRules
+from crmkit.commerce import OrderRepository
 from crmkit.entities import (
     ENTITY_TYPES,
     Account,
-    Article,
+    AccountContact,
     AuditEntry,
     CampaignMember,
     Contact,
@@ -23,11 +24,14 @@ from crmkit.entities import (
     Role,
     Share,
     StageChange,
+    Suppression,
+    SurveyResponse,
     Team,
     User,
 )
 from crmkit.errors import BackendError, CRMError, ValidationError
 from crmkit.events import Event, EventBus
+from crmkit.knowledge import ArticleRepository
 from crmkit.leads import LeadConverter
 from crmkit.pipelines import DealRepository, PipelineRules
 from crmkit.protocols import Backend
@@ -54,6 +58,8 @@ REPOSITORY_TYPES: dict[str, type[Repository[Any]]] = {
     "tasks": TaskRepository,
     "segments": SegmentRepository,
     "campaigns": CampaignRepository,
+    "articles": ArticleRepository,
+    "orders": OrderRepository,
 }
 
 
@@ -80,13 +86,17 @@ class CRM:
     segments: SegmentRepository
     campaigns: CampaignRepository
     campaign_members: Repository[CampaignMember]
-    articles: Repository[Article]
+    articles: ArticleRepository
     users: Repository[User]
     teams: Repository[Team]
     roles: Repository[Role]
     shares: Repository[Share]
     audit_log: Repository[AuditEntry]
     stage_changes: Repository[StageChange]
+    account_contacts: Repository[AccountContact]
+    suppressions: Repository[Suppression]
+    orders: OrderRepository
+    survey_responses: Repository[SurveyResponse]
 
     def __init__(
         self,
@@ -94,6 +104,7 @@ class CRM:
         *,
         clock: Callable[[], dt.datetime] | None = None,
         default_region: str = "US",
+        privacy_key: bytes | str | None = None,
     ) -> None:
         from crmkit.normalize import EntityNormalizer, Normalizer
 
@@ -125,12 +136,49 @@ class CRM:
             "campaign_members": [AfterWriteHook(members.changed, members.after_write)],
         }
         self._query_hooks: list[QueryHook] = [entities.query]
+        from crmkit.privacy import Privacy
+        from crmkit.relationships import Relationships
+
+        #: Export, erasure and suppression of personal data (see :mod:`crmkit.privacy`).
+        self.privacy = Privacy(self, key=privacy_key)
+        self._write_hooks.append(self.privacy)
+        #: Contacts in several accounts (see :mod:`crmkit.relationships`).
+        self.relationships = Relationships(self)
+        self._after_write_hooks.setdefault("contacts", []).append(
+            AfterWriteHook(Relationships.account_changed, self.relationships.after_contact_write)
+        )
         #: Lead conversion (see :mod:`crmkit.leads`).
         self.leads = LeadConverter(self)
         #: Deal reports computed by the database (see :mod:`crmkit.reports`).
         self.reports = DealReports(self)
         #: What happened with a contact or account, newest first (:mod:`crmkit.timeline`).
         self.timeline = Timeline(self)
+        from crmkit.analytics import Analytics, LifecycleHistory
+        from crmkit.scoring import Scoring, ScoringHook
+
+        #: Interaction, lifecycle, RFM and ticket analytics (see :mod:`crmkit.analytics`).
+        self.analytics = Analytics(self)
+        #: Rule-based lead scores and win predictions (see :mod:`crmkit.scoring`).
+        self.scoring = Scoring(self, self)
+        lifecycle, scored = LifecycleHistory(self), ScoringHook(self)
+        self._after_write_hooks.setdefault("contacts", []).append(
+            AfterWriteHook(lifecycle.changed, lifecycle.after_write, lifecycle.after_write_many)
+        )
+        self._after_write_hooks.setdefault("deals", []).append(
+            AfterWriteHook(scored.applies, scored.after_write)
+        )
+        from crmkit.audit import AuditTrail
+        from crmkit.customfields import CustomFields
+
+        #: The audit trail of every write (:mod:`crmkit.audit`); set before the repositories.
+        self.audit = AuditTrail(self)
+        #: Custom field definitions, validated on every write (:mod:`crmkit.customfields`).
+        self.schema = CustomFields(self)
+        self._write_hooks.append(self.schema.validate)
+        self._query_hooks.append(self.schema.query)
+        self._after_write_hooks.setdefault("field_definitions", []).append(
+            AfterWriteHook(self.schema.changed, self.schema.definitions_written)
+        )
         self._repositories: dict[str, Repository[Any]] = {}
         for name, entity in ENTITY_TYPES.items():
             repo_type = REPOSITORY_TYPES.get(name, Repository)
@@ -148,6 +196,14 @@ class CRM:
         self.imports = Importer(self)
         #: CSV and JSON Lines exports of any collection (:mod:`crmkit.exports`).
         self.exports = Exporter(self)
+        from crmkit.satisfaction import Satisfaction
+
+        #: CSAT and NPS reports over survey responses (see :mod:`crmkit.satisfaction`).
+        self.satisfaction = Satisfaction(self)
+        from crmkit.email import EmailCapture
+
+        #: Email capture: messages, mailboxes and IMAP folders (:mod:`crmkit.email`).
+        self.email = EmailCapture(self)
 
     def __repr__(self) -> str:
         return f"<CRM on {self.backend.name}>"
@@ -328,8 +384,9 @@ def connect(target: Any, /, **options: Any) -> CRM:
     parties add schemes the same way crmkit's own backends do.
 
     CRM options: ``default_region`` (ISO country code whose conventions read national
-    phone numbers, default ``"US"``) and ``clock`` (a function returning the current aware
-    datetime). Other options go to the backend.
+    phone numbers, default ``"US"``), ``clock`` (a function returning the current aware
+    datetime) and ``privacy_key`` (the secret of the suppression hashes, see
+    :mod:`crmkit.privacy`). Other options go to the backend.
 
     Raises ``ValidationError`` for an unknown scheme or object, ``BackendError`` when the
     backend cannot open.
@@ -337,7 +394,7 @@ def connect(target: Any, /, **options: Any) -> CRM:
     >>> crm = connect("memory://")
     """
     clock = options.pop("clock", None)
-    crm_options = {k: options.pop(k) for k in ("default_region",) if k in options}
+    crm_options = {k: options.pop(k) for k in ("default_region", "privacy_key") if k in options}
     backends = available_backends()
     if isinstance(target, str):
         scheme = target.partition("://")[0].partition("+")[0].lower()

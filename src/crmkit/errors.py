@@ -14,6 +14,7 @@ __all__ = [
     "ConflictError",
     "NotFound",
     "PermissionDenied",
+    "Suppressed",
     "TransitionError",
     "ValidationError",
 ]
@@ -63,6 +64,11 @@ class ValidationError(CRMError, ValueError):
         """
         field = f"{prefix}.{self.field}" if self.field else prefix
         return ValidationError(field, self.value, self.reason)
+
+
+class Suppressed(ValidationError):
+    """The email address or phone number belongs to an erased person and is suppressed:
+    it may not be added to the CRM again (see :mod:`crmkit.privacy`)."""
 
 
 class NotFound(CRMError, LookupError):

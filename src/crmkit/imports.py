@@ -508,7 +508,8 @@ class _Batch:
                 good.append(row)
         stored = self._lookup(good)
         new: list[_Row] = []
-        with self.crm.transaction():
+        crm = self.crm
+        with crm.transaction(), crm.acting(None, reason=crm.acting_reason or "import"):
             for row in good:
                 value = row.key
                 matches = stored.get(value, []) if value is not None else []

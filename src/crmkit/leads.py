@@ -102,7 +102,8 @@ class LeadConverter:
                     raise ValidationError(
                         "deal", dict(deal), f"has unknown fields ({exc})"
                     ) from None
-        with src.transaction():
+        crm: Any = getattr(src, "crm", src)  # a user's view acts through its CRM
+        with src.transaction(), crm.acting(None, reason=crm.acting_reason or "lead conversion"):
             contact = src.contacts.get(contact_id)
             if contact.lifecycle_stage in _CONVERTED:
                 raise ValidationError(

@@ -50,7 +50,6 @@ import attrs
 from crmkit.aggregation import Group, Metric
 from crmkit.entities import (
     Account,
-    Article,
     CampaignMember,
     Contact,
     Deal,
@@ -65,12 +64,26 @@ from crmkit.entities import (
     User,
 )
 from crmkit.entities._base import _slot_names
-from crmkit.entities.access import Access, AuditAction, AuditEntry, Share
+from crmkit.entities.access import Access, Share
 from crmkit.entities.history import StageChange
 from crmkit.errors import NotFound, PermissionDenied, ValidationError
 from crmkit.leads import LeadConverter
 from crmkit.pipelines import DealOperations
-from crmkit.query import And, Cond, Expr, F, Not, Or, Order, OrderSpec, Page
+from crmkit.query import (
+    And,
+    Cond,
+    Expr,
+    F,
+    Not,
+    Or,
+    Order,
+    OrderSpec,
+    Page,
+    Related,
+    map_related,
+    related_nodes,
+    relation,
+)
 from crmkit.reports import DealReports
 from crmkit.repository import BulkResult, Rejected, Repository
 from crmkit.tasks import TaskOperations
@@ -79,7 +92,9 @@ from crmkit.timeline import Timeline
 
 if TYPE_CHECKING:
     from crmkit.campaigns import ScopedCampaignRepository
+    from crmkit.commerce import ScopedOrderRepository
     from crmkit.crm import CRM
+    from crmkit.knowledge import ScopedArticleRepository
     from crmkit.segments import ScopedSegmentRepository
 
 __all__ = [
@@ -315,10 +330,28 @@ class ScopedRepository(Generic[E]):
         for path in _fields_of(where):
             if _covers(hidden, path):
                 raise PermissionDenied(f"{self._collection}.{path} is hidden from this user")
+        where = self._restrict_related(where, hidden)
         scope = self._scope_filter(action)
         if scope is None:
             return where
         return scope if where is None else where & scope
+
+    def _restrict_related(self, where: Expr | None, hidden: frozenset[str]) -> Expr | None:
+        """``F.related`` nodes look only at related records this user may read, and their
+        filters (and links) may not use fields hidden from the user."""
+        if next(related_nodes(where), None) is None:
+            return where
+
+        def restrict(node: Related) -> Expr:
+            rel = relation(self._collection, node.relation)
+            other: ScopedRepository[Any] = self._view.repository(rel.target)
+            link_hidden = hidden if rel.belongs else other._view.grants.hidden_fields(rel.target)
+            if _covers(link_hidden, rel.field):
+                owner = self._collection if rel.belongs else rel.target
+                raise PermissionDenied(f"{owner}.{rel.field} is hidden from this user")
+            return Related(node.relation, other._restrict(node.where))
+
+        return map_related(where, restrict)
 
     def _check_order(self, order_by: OrderSpec) -> None:
         hidden = self._view.grants.hidden_fields(self._collection)
@@ -439,8 +472,7 @@ class ScopedRepository(Generic[E]):
         """Create a record in the user's scope (owner defaults to the user)."""
         checked = self._check_new(self._base._build(entity))
         with self._view.transaction():
-            stored = self._base.add(checked)
-            self._view.audit(self._collection, stored, AuditAction.CREATE, _set_fields(stored))
+            stored = self._base.add(checked)  # audited by the repository, as this user
         return self._mask(stored)
 
     def add_many(
@@ -467,8 +499,6 @@ class ScopedRepository(Generic[E]):
                 rejected.append(Rejected(index, item, tuple(exc.errors)))
         with self._view.transaction():
             result = self._base.add_many(ready, batch_size=batch_size, on_error=on_error)
-            for stored in result.added:
-                self._view.audit(self._collection, stored, AuditAction.CREATE, _set_fields(stored))
         return BulkResult([self._mask(e) for e in result.added], rejected + result.rejected)
 
     def update(self, entity: E) -> E:
@@ -506,12 +536,6 @@ class ScopedRepository(Generic[E]):
             if not self._allows(entity, Action.UPDATE):
                 raise self._deny(f"may not move {self._collection} {entity.id} out of their scope")
             updated = self._base.update(entity)
-            changed = tuple(
-                n
-                for n in _slot_names(self.entity)
-                if n not in ("version", "updated_at") and getattr(stored, n) != getattr(updated, n)
-            )
-            self._view.audit(self._collection, updated, AuditAction.UPDATE, changed)
         return self._mask(updated)
 
     def delete(self, id: str, *, version: int | None = None) -> None:
@@ -523,7 +547,6 @@ class ScopedRepository(Generic[E]):
             if not self._allows(stored, Action.DELETE):
                 raise self._deny(f"may not delete {self._collection} {id}")
             self._base.delete(id, version=version)
-            self._view.audit(self._collection, stored, AuditAction.DELETE, ())
 
 
 # --- field helpers ------------------------------------------------------------------------
@@ -655,7 +678,8 @@ class UserView:
     segments: ScopedSegmentRepository
     campaigns: ScopedCampaignRepository
     campaign_members: ScopedRepository[CampaignMember]
-    articles: ScopedRepository[Article]
+    articles: ScopedArticleRepository
+    orders: ScopedOrderRepository
     users: ScopedRepository[User]
     teams: ScopedRepository[Team]
     roles: ScopedRepository[Role]
@@ -673,16 +697,35 @@ class UserView:
         self.leads = LeadConverter(self)
         #: Deal reports over the deals this user may read.
         self.reports = DealReports(self)
+        from crmkit.audit import ScopedAuditTrail
+
+        #: The audit history of the records this user may read (:mod:`crmkit.audit`).
+        self.audit = ScopedAuditTrail(self)
         #: The timeline of what this user may read.
         self.timeline = Timeline(self)
+        from crmkit.relationships import Relationships
+
+        #: Contact-account links whose contact and account this user may both read.
+        self.relationships = Relationships(self)
+        from crmkit.analytics import Analytics
+        from crmkit.scoring import Scoring
+
+        #: Analytics over what this user may read.
+        self.analytics = Analytics(self)
+        #: Lead scores and predictions of the records this user may read (the CRM's rules).
+        self.scoring = Scoring(self, crm, rules=None)
         self._repositories: dict[str, ScopedRepository[Any]] = {}
         from crmkit.campaigns import ScopedCampaignRepository
+        from crmkit.commerce import ScopedOrderRepository
+        from crmkit.knowledge import ScopedArticleRepository
         from crmkit.segments import ScopedSegmentRepository
 
         types = {
             **_SCOPED_TYPES,
             "segments": ScopedSegmentRepository,
             "campaigns": ScopedCampaignRepository,
+            "articles": ScopedArticleRepository,
+            "orders": ScopedOrderRepository,
         }
         for name, repo in crm.repositories.items():
             if name == "audit_log":
@@ -694,6 +737,14 @@ class UserView:
 
         #: Duplicate finding and merging over the records this user may read and update.
         self.dedupe = DedupeService(self)
+        from crmkit.satisfaction import Satisfaction
+
+        #: CSAT and NPS reports over the survey responses this user may read.
+        self.satisfaction = Satisfaction(self)
+        from crmkit.email import EmailCapture
+
+        #: Email capture within this user's permissions (the CRM's routing settings).
+        self.email = EmailCapture(self)
 
     def __repr__(self) -> str:
         return f"<UserView of {self.crm!r} as {self.user.name!r}>"
@@ -740,18 +791,3 @@ class UserView:
         if write:
             where = where & (F.access == Access.WRITE)
         return {s.record_id for s in self.crm.repository(Share).find(where)}
-
-    def audit(
-        self, collection: str, entity: Entity, action: AuditAction, changed: Iterable[str]
-    ) -> None:
-        """Append an audit entry for a write by this user (inside the current transaction)."""
-        self.crm.repository(AuditEntry).add(
-            AuditEntry(
-                record_collection=collection,
-                record_id=entity.id or "",
-                action=action,
-                changed=tuple(changed),
-                actor_id=self.user.id,
-                at=self.crm.now(),
-            )
-        )

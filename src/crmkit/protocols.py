@@ -91,6 +91,18 @@ class Store(Protocol[E]):
         """
         ...
 
+    def search(self, terms: Sequence[str], where: Expr | None, limit: int) -> list[tuple[E, float]]:
+        """Ranked text search of a collection in :data:`crmkit.textsearch.TEXT_FIELDS`.
+
+        ``terms`` are lower-case words (:func:`crmkit.textsearch.query_terms`), to be used as
+        literals; a record matches when a text field contains any of them (stemmed, English)
+        and ``where`` holds. Returns at most ``limit`` (>= 1) ``(record, score)`` pairs, best
+        first (ties in an order of the backend's choosing); a higher score is a better match
+        and a title match outranks a body match. Scores compare only within one result.
+        Other collections raise ``ValidationError``.
+        """
+        ...
+
 
 @runtime_checkable
 class Backend(Protocol):

@@ -16,7 +16,9 @@ Semantics (identical on every backend, checked by the conformance suite):
   ``icontains``/``startswith`` match when any element does, ``in_`` when any element is
   one of the values, and ``exists()`` when the list is not empty;
 - a custom field (``F.custom.tier``) compares only with values of the same kind (text with
-  text, numbers with numbers, booleans with booleans).
+  text, numbers with numbers, booleans with booleans);
+- ``F.related("interactions", expr)`` matches a record that has at least one related record
+  (found through :data:`RELATIONS`) matching ``expr``; ``~F.related(...)`` one that has none.
 
 An expression converts to and from plain JSON-compatible data with :meth:`Expr.to_dict`
 and :func:`from_dict`, so it can be stored (segments). :func:`bind` checks an expression
@@ -29,7 +31,7 @@ import base64
 import datetime as dt
 import enum
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -42,6 +44,7 @@ if TYPE_CHECKING:
     from crmkit.entities import Entity
 
 __all__ = [
+    "RELATIONS",
     "And",
     "Cond",
     "Expr",
@@ -52,9 +55,15 @@ __all__ = [
     "Or",
     "Order",
     "Query",
+    "Related",
+    "Relation",
     "bind",
     "from_dict",
+    "map_related",
     "parse_order",
+    "related_entity",
+    "related_nodes",
+    "relation",
 ]
 
 
@@ -165,6 +174,124 @@ class Not(Expr):
     def to_dict(self) -> dict[str, Any]:
         """``{"not": {...}}``."""
         return {"not": self.item.to_dict()}
+
+
+@attrs.frozen(eq=True)
+class Related(Expr):
+    """Some record related through ``relation`` (a name in :data:`RELATIONS`) matches
+    ``where`` (``None``: any related record). ``~Related(...)`` means "has none"."""
+
+    relation: str
+    where: Expr | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"related": name, "where": {...}}`` (no ``where`` for "any related record")."""
+        out: dict[str, Any] = {"related": self.relation}
+        if self.where is not None:
+            out["where"] = self.where.to_dict()
+        return out
+
+
+@attrs.frozen
+class Relation:
+    """How records of ``source`` link to records of ``target`` (both collection names).
+
+    ``belongs`` is False when ``field`` is on the target and holds the source record's id
+    ("a contact's interactions": ``interactions.contact_ids``; scalar or list field), and
+    True when ``field`` is on the source and holds the target's id ("a contact's account":
+    ``contacts.account_id``).
+    """
+
+    source: str
+    name: str
+    target: str
+    field: str
+    belongs: bool = False
+
+
+def _relations(*items: Relation) -> dict[str, dict[str, Relation]]:
+    out: dict[str, dict[str, Relation]] = {}
+    for r in items:
+        out.setdefault(r.source, {})[r.name] = r
+    return out
+
+
+#: The relations ``F.related`` can follow, by source collection and relation name.
+RELATIONS: Mapping[str, Mapping[str, Relation]] = _relations(
+    Relation("contacts", "account", "accounts", "account_id", belongs=True),
+    Relation("contacts", "interactions", "interactions", "contact_ids"),
+    Relation("contacts", "deals", "deals", "contact_ids"),
+    Relation("contacts", "tickets", "tickets", "contact_id"),
+    Relation("contacts", "tasks", "tasks", "contact_id"),
+    Relation("accounts", "parent", "accounts", "parent_id", belongs=True),
+    Relation("accounts", "children", "accounts", "parent_id"),
+    Relation("accounts", "contacts", "contacts", "account_id"),
+    Relation("accounts", "interactions", "interactions", "account_id"),
+    Relation("accounts", "deals", "deals", "account_id"),
+    Relation("accounts", "tickets", "tickets", "account_id"),
+    Relation("accounts", "tasks", "tasks", "account_id"),
+    Relation("deals", "account", "accounts", "account_id", belongs=True),
+    Relation("deals", "interactions", "interactions", "deal_id"),
+    Relation("deals", "tasks", "tasks", "deal_id"),
+    Relation("tickets", "contact", "contacts", "contact_id", belongs=True),
+    Relation("tickets", "account", "accounts", "account_id", belongs=True),
+    Relation("tickets", "interactions", "interactions", "ticket_id"),
+    Relation("interactions", "account", "accounts", "account_id", belongs=True),
+    Relation("interactions", "deal", "deals", "deal_id", belongs=True),
+    Relation("interactions", "ticket", "tickets", "ticket_id", belongs=True),
+    Relation("tasks", "contact", "contacts", "contact_id", belongs=True),
+    Relation("tasks", "account", "accounts", "account_id", belongs=True),
+    Relation("tasks", "deal", "deals", "deal_id", belongs=True),
+    Relation("tasks", "ticket", "tickets", "ticket_id", belongs=True),
+    Relation("contacts", "orders", "orders", "contact_id"),
+    Relation("accounts", "orders", "orders", "account_id"),
+    Relation("orders", "contact", "contacts", "contact_id", belongs=True),
+    Relation("orders", "account", "accounts", "account_id", belongs=True),
+)
+
+
+def relation(source: str, name: str) -> Relation:
+    """The relation ``name`` of collection ``source``; raises :class:`crmkit.ValidationError`."""
+    found = RELATIONS.get(source, {}).get(name)
+    if found is None:
+        known = ", ".join(sorted(RELATIONS.get(source, {}))) or "none"
+        raise ValidationError("related", name, f"is not a relation of {source} (known: {known})")
+    return found
+
+
+def related_entity(rel: Relation) -> type[Entity]:
+    """The entity type of ``rel``'s target collection."""
+    from crmkit.entities import ENTITY_TYPES
+
+    return ENTITY_TYPES[rel.target]
+
+
+def related_nodes(expr: Expr | None) -> Iterator[Related]:
+    """The outermost :class:`Related` nodes of ``expr`` (not those nested inside them)."""
+    if isinstance(expr, Related):
+        yield expr
+    elif isinstance(expr, And | Or):
+        for item in expr.items:
+            yield from related_nodes(item)
+    elif isinstance(expr, Not):
+        yield from related_nodes(expr.item)
+
+
+def map_related(expr: Expr | None, change: Callable[[Related], Expr]) -> Expr | None:
+    """``expr`` with each outermost :class:`Related` node replaced by ``change(node)``."""
+    return None if expr is None else _map_related(expr, change)
+
+
+def _map_related(expr: Expr, change: Callable[[Related], Expr]) -> Expr:
+    if isinstance(expr, Related):
+        return change(expr)
+    if isinstance(expr, And):
+        return And(tuple(_map_related(i, change) for i in expr.items))
+    if isinstance(expr, Or):
+        return Or(tuple(_map_related(i, change) for i in expr.items))
+    if isinstance(expr, Not):
+        return Not(_map_related(expr.item, change))
+    return expr
 
 
 class Field:
@@ -282,6 +409,18 @@ class _FieldRoot:
         """``F("address.city")`` for a path held in a variable."""
         return Field(path)
 
+    def related(self, relation: str, where: Expr | None = None) -> Related:
+        """Has a related record (via :data:`RELATIONS`) matching ``where`` (default: any).
+
+        ``F.related("interactions", F.kind == "email")`` on contacts: the contact has an
+        email interaction; ``~F.related("tickets")``: the contact has no ticket.
+        """
+        if not isinstance(relation, str) or not relation:
+            raise ValidationError("related", relation, "must be a relation name")
+        if where is not None and not isinstance(where, Expr):
+            raise ValidationError("related", where, "must be a filter expression")
+        return Related(relation, where)
+
 
 #: The field builder: ``F.last_name == "Lovelace"``, ``F.custom.tier.in_(["gold"])``.
 F = _FieldRoot()
@@ -364,9 +503,19 @@ def from_dict(data: Mapping[str, Any]) -> Expr:
         return And(parts) if key == "and" else Or(parts)
     if keys == {"not"}:
         return Not(from_dict(data["not"]))
+    if keys in ({"related"}, {"related", "where"}):
+        name = data["related"]
+        if not isinstance(name, str) or not name:
+            raise ValidationError("query.related", name, "must be a relation name")
+        inner = data.get("where")
+        try:
+            where = None if inner is None else from_dict(inner)
+        except ValidationError as exc:
+            raise exc.prefixed(f"related.{name}") from None
+        return Related(name, where)
     if keys not in ({"field", "op", "value"}, {"field", "op"}):
         raise ValidationError(
-            "query", dict(data), "is not a query node (field/op/value, and, or, not)"
+            "query", dict(data), "is not a query node (field/op/value, and, or, not, related)"
         )
     path, op_name = data["field"], data["op"]
     if not isinstance(path, str) or not path:
@@ -427,6 +576,15 @@ def _bind(expr: Expr, entity: type[Entity], now: dt.datetime) -> Expr:
         return Or(tuple(_bind(i, entity, now) for i in expr.items))
     if isinstance(expr, Not):
         return Not(_bind(expr.item, entity, now))
+    if isinstance(expr, Related):
+        rel = relation(entity.collection, expr.relation)
+        if expr.where is None:
+            return expr
+        try:
+            inner = _bind(expr.where, related_entity(rel), now)
+        except ValidationError as exc:
+            raise exc.prefixed(f"related.{expr.relation}") from None
+        return Related(expr.relation, inner)
     if not isinstance(expr, Cond):
         raise ValidationError("query", expr, "is not a filter expression")
     info = field_info(entity, expr.field)
@@ -503,6 +661,13 @@ def _coerce(info: FieldInfo, value: Any) -> Any:
     if kind == "any":
         if isinstance(value, str | bool | int | float) and not isinstance(value, Decimal):
             return value
+        # dates and datetimes as the text custom fields store them (crmkit.customfields):
+        # ISO dates, and UTC datetimes with milliseconds, whose text order is time order
+        if isinstance(value, dt.datetime):
+            when = conv.to_datetime(value, where)
+            return when.astimezone(dt.UTC).isoformat(timespec="milliseconds")
+        if isinstance(value, dt.date):
+            return value.isoformat()
         if isinstance(value, Decimal):
             return value
         raise ValidationError(
@@ -529,12 +694,16 @@ class Order:
 OrderSpec = str | Order | Sequence[str | Order] | None
 
 
-def parse_order(order_by: OrderSpec, entity: type[Entity]) -> tuple[Order, ...]:
+def parse_order(
+    order_by: OrderSpec, entity: type[Entity], *, sortable: Container[str] = ()
+) -> tuple[Order, ...]:
     """Turn ``"last_name"``, ``"-created_at"``, ``F.x.desc()`` or a list of them into orders.
 
     The id is appended as the final key (unless present), so every order is total and
-    paging is deterministic. Raises :class:`crmkit.ValidationError` for a field that cannot be
-    sorted (lists, custom fields without a type, value objects).
+    paging is deterministic. ``sortable`` lists the custom paths with a declared scalar type
+    (``custom.score``, see :mod:`crmkit.customfields`). Raises
+    :class:`crmkit.ValidationError` for a field that cannot be sorted (lists, custom fields
+    without a type, value objects).
     """
     if order_by is None:
         items: Sequence[str | Order] = ()
@@ -549,7 +718,7 @@ def parse_order(order_by: OrderSpec, entity: type[Entity]) -> tuple[Order, ...]:
         if not isinstance(item, Order):
             raise ValidationError("order_by", item, "must be a field name or F.field.asc()/.desc()")
         info = field_info(entity, item.field)
-        if info.kind not in _ORDERED_KINDS:
+        if info.kind not in _ORDERED_KINDS and item.field not in sortable:
             raise ValidationError("order_by", item.field, "cannot be sorted on")
         if any(o.field == item.field for o in out):
             raise ValidationError("order_by", item.field, "is listed twice")

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar
 import attrs
 
 from crmkit.aggregation import Group, Metric, check_spec, finish_rows
-from crmkit.entities import Entity
+from crmkit.entities import AuditAction, Entity
 from crmkit.entities._base import stamped
 from crmkit.errors import BackendError, ConflictError, ValidationError
 from crmkit.events import Created, Deleted, Event, Updated
@@ -59,10 +59,27 @@ class AfterWriteHook:
     to do: a single ``add`` that no hook applies to needs no transaction around it.
     Raising in ``run`` rolls the write back. Hooks are registered per collection
     (:attr:`crmkit.CRM.after_write_hooks`).
+
+    ``run_many(pairs)``, when given, does the work of many ``(stored, previous)`` pairs at
+    once (bulk writes call it with every pair of a batch ``applies`` to, so that a history
+    row per record costs one bulk insert rather than one statement each); without it bulk
+    writes call ``run`` per pair.
     """
 
     applies: Callable[[Any, Any | None], bool]
     run: Callable[[Any, Any | None], None]
+    run_many: Callable[[Sequence[tuple[Any, Any | None]]], None] | None = None
+
+    def run_all(self, pairs: Sequence[tuple[Any, Any | None]]) -> None:
+        """Run the hook for every pair it applies to (in bulk when it can)."""
+        pairs = [pair for pair in pairs if self.applies(*pair)]
+        if not pairs:
+            return
+        if self.run_many is not None:
+            self.run_many(pairs)
+        else:
+            for stored, previous in pairs:
+                self.run(stored, previous)
 
 
 class QueryHook(Protocol):
@@ -91,6 +108,19 @@ class Context(Protocol):
 
     @property
     def after_write_hooks(self) -> Mapping[str, Sequence[AfterWriteHook]]: ...
+
+
+class AuditRecorder(Protocol):
+    """Appends the audit entries of writes (:class:`crmkit.audit.AuditTrail`)."""
+
+    def active(self, collection: str) -> bool: ...
+
+    def record(
+        self,
+        collection: str,
+        action: AuditAction,
+        writes: Iterable[tuple[Any | None, Any | None]],
+    ) -> None: ...
 
 
 @attrs.frozen
@@ -136,6 +166,9 @@ class Repository(Generic[E]):
         self._ctx = context
         self._store = store
         self.entity: type[E] = store.entity
+        # the audit trail of every write (a context without one, e.g. a bare test double,
+        # writes none)
+        self._audit: AuditRecorder | None = getattr(context, "audit", None)
         # Reading one record needs nothing but the store: skip a Python frame on the
         # hottest read path (the method below documents it).
         self.get = store.get  # type: ignore[method-assign]
@@ -191,11 +224,14 @@ class Repository(Generic[E]):
         stored = self._new(entity, self._ctx.now())
         hooks = self._ctx.after_write_hooks.get(self.entity.collection)
         after = [h for h in hooks if h.applies(stored, None)] if hooks else None
-        if after:
+        audit = self._audit
+        if after or (audit is not None and audit.active(self.entity.collection)):
             with self._ctx.transaction():
                 self._store.insert([stored])
-                for hook in after:
+                for hook in after or ():
                     hook.run(stored, None)
+                if audit is not None:
+                    audit.record(self.entity.collection, AuditAction.CREATE, [(stored, None)])
                 self._emit_created(stored)
             return stored
         self._store.insert([stored])
@@ -242,10 +278,15 @@ class Repository(Generic[E]):
                 if ready:
                     self._store.insert(ready)
                     added.extend(ready)
-                    for hook in self._ctx.after_write_hooks.get(self.entity.collection, ()):
-                        for stored in ready:
-                            if hook.applies(stored, None):
-                                hook.run(stored, None)
+                    if self._audit is not None:
+                        self._audit.record(
+                            self.entity.collection, AuditAction.CREATE, [(s, None) for s in ready]
+                        )
+                    hooks = self._ctx.after_write_hooks.get(self.entity.collection, ())
+                    if hooks:
+                        pairs = [(stored, None) for stored in ready]
+                        for hook in hooks:
+                            hook.run_all(pairs)
             if self._ctx.listening:
                 for stored in added:
                     self._emit_created(stored)
@@ -282,6 +323,8 @@ class Repository(Generic[E]):
             for hook in self._ctx.after_write_hooks.get(self.entity.collection, ()):
                 if hook.applies(stored, previous):
                     hook.run(stored, previous)
+            if self._audit is not None:
+                self._audit.record(self.entity.collection, AuditAction.UPDATE, [(stored, previous)])
             if self._ctx.listening:
                 self._ctx.emit(
                     Updated(
@@ -302,6 +345,8 @@ class Repository(Generic[E]):
         with self._ctx.transaction():
             previous = self._store.get(id)
             self._store.delete(id, previous.version if version is None else version)
+            if self._audit is not None:
+                self._audit.record(self.entity.collection, AuditAction.DELETE, [(None, previous)])
             if self._ctx.listening:
                 self._ctx.emit(
                     Deleted(
@@ -342,13 +387,18 @@ class Repository(Generic[E]):
                 bound = hook(self.entity, bound)
         return bound
 
+    def _sortable(self) -> frozenset[str]:
+        """The custom paths with a declared scalar type (they can be sorted on)."""
+        schema = getattr(self._ctx, "schema", None)
+        return schema.sortable(self.entity) if schema is not None else frozenset()
+
     def _query(
         self, where: Expr | None, order_by: OrderSpec, limit: int | None, offset: int
     ) -> Query:
         check_window(limit, offset)
         return Query(
             where=self._where(where),
-            order=parse_order(order_by, self.entity),
+            order=parse_order(order_by, self.entity, sortable=self._sortable()),
             limit=limit,
             offset=offset,
         )
@@ -386,7 +436,7 @@ class Repository(Generic[E]):
         Pass ``page.next_cursor`` as ``after`` to continue; it is ``None`` on the last page.
         Unlike offsets, cursors neither skip nor repeat records when others are added.
         """
-        order = parse_order(order_by, self.entity)
+        order = parse_order(order_by, self.entity, sortable=self._sortable())
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise ValidationError("limit", limit, "must be a whole number >= 1")
         bound = self._where(where)

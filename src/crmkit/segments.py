@@ -11,6 +11,10 @@ A :class:`~crmkit.Segment` holds a rule, the output of ``expr.to_dict()`` for an
   once and stores the member ids and the time taken (``member_ids``, ``snapshot_at``);
   ``members`` and ``count`` then read the snapshot (members deleted since are left out).
 
+Rules may use related records (``F.related("interactions", F.kind == "email")``, see
+:data:`crmkit.query.RELATIONS`): they are stored as ``{"related": ..., "where": ...}`` nodes
+and evaluated in the same database query (a semi-join in SQL).
+
 An empty rule selects every record. A rule is checked when it is evaluated (and by
 :func:`segment_rule`, to check one before saving it): an unknown field, an operator the
 field does not support or a bad value raises ``ValidationError`` whose field starts with
@@ -18,8 +22,9 @@ field does not support or a bad value raises ``ValidationError`` whose field sta
 versions or tools can always be read back and fixed.
 
 Through a user's view (``crm.as_user(u).segments``) the segment itself must be readable,
-members are the records of the segment that the user may read, and a rule using a field
-hidden from the user raises ``PermissionDenied``.
+members are the records of the segment that the user may read, related predicates see only
+related records the user may read, and a rule using a field hidden from the user (in a
+related filter too) raises ``PermissionDenied``.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@
 :class:`TimelineItem` - interactions, deal stage changes, tickets, tasks and campaign member
 status changes - merged in time order, newest first, and a cursor for the next page. For an
 account the stream covers the account, its child accounts (all levels) and the contacts of
-all of them.
+all of them (their primary account, or a link from :mod:`crmkit.relationships`).
 
 Each source is one database query, filtered to the person or company, limited to
 ``limit + 1`` items older than the cursor and sorted by time; the sorted results are merged
@@ -14,10 +14,11 @@ involved, the ids of those deals and campaign memberships are read first (and, f
 account, the ids of its child accounts and contacts).
 
 Times: interactions at ``occurred_at``, stage and status changes at ``at``, tickets and
-tasks at ``created_at``. Items at the same time come in :class:`TimelineKind` order, then by
-descending id, so paging never skips or repeats an item. Through a user's view
-(``crm.as_user(u).timeline``) every query is the view's, so only readable items appear (and
-the contact or account itself must be readable).
+tasks at ``created_at``, orders (:mod:`crmkit.commerce`) at ``placed_at``. Items at the
+same time come in :class:`TimelineKind` order, then by descending id, so paging never
+skips or repeats an item. Through a user's view (``crm.as_user(u).timeline``) every query
+is the view's, so only readable items appear (and the contact or account itself must be
+readable).
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ class TimelineKind(enum.StrEnum):
     TICKET = "ticket"
     TASK = "task"
     CAMPAIGN_STATUS = "campaign_status"
+    ORDER = "order"
 
 
 _RANK = {kind: rank for rank, kind in enumerate(TimelineKind)}
@@ -200,6 +202,10 @@ class Timeline:
         else:
             accounts = self._account_tree(account_id or "")
             contacts = [c.id or "" for c in src.contacts.iterate(F.account_id.in_(accounts))]
+            # contacts linked to the accounts in another role (crmkit.relationships); the
+            # link ids come from the CRM, every item below is still read through the source
+            links = getattr(src, "crm", src).account_contacts.iterate(F.account_id.in_(accounts))
+            contacts += sorted({x.contact_id for x in links} - set(contacts))
         by_account = _in("account_id", accounts)
         deals = _any(by_account, _in("contact_ids", contacts))
         deal_ids = [] if deals is None else [d.id or "" for d in src.deals.iterate(deals)]
@@ -237,6 +243,13 @@ class Timeline:
                 src.stage_changes,
                 changes("campaign_members", member_ids),
                 "at",
+            ),
+            # orders (crmkit.commerce), at the time they were placed
+            _Source(
+                TimelineKind.ORDER,
+                src.orders,
+                _any(by_account, _in("contact_id", contacts)),
+                "placed_at",
             ),
         ]
 

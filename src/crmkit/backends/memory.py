@@ -12,15 +12,29 @@ readers do not lock and may see the writes of another thread's open transaction.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from crmkit.entities import Entity
 from crmkit.entities.schema import FieldInfo, field_info, indexed_fields
 from crmkit.errors import ConflictError, NotFound, ValidationError
-from crmkit.query import And, Cond, Expr, Not, Op, Or, Order, Query
+from crmkit.query import (
+    And,
+    Cond,
+    Expr,
+    Not,
+    Op,
+    Or,
+    Order,
+    Query,
+    Related,
+    related_entity,
+    relation,
+)
+from crmkit.textsearch import TEXT_FIELDS, TextIndex, rank
 
 if TYPE_CHECKING:
     from crmkit.aggregation import Group, Metric
@@ -85,6 +99,24 @@ class MemoryBackend:
         with self._lock:
             yield self._log()
 
+    def _related(self, entity: type[Any], node: Related) -> Predicate:
+        """The predicate of ``F.related(...)`` on ``entity``: the related records matching
+        the inner filter are found once, then each record is a set lookup."""
+        rel = relation(entity.collection, node.relation)
+        matched = self.store(related_entity(rel))._candidates(node.where)
+        if rel.belongs:
+            ids = {t.id for t in matched}
+            field = rel.field
+            return lambda e: getattr(e, field) in ids
+        keys: set[Any] = set()
+        for t in matched:
+            value = getattr(t, rel.field)
+            if isinstance(value, tuple):
+                keys.update(value)
+            elif value is not None:
+                keys.add(value)
+        return lambda e: e.id in keys
+
     def create_schema(self) -> None:
         """Nothing to create: collections and indexes exist from the start."""
 
@@ -119,11 +151,16 @@ class MemoryStore(Generic[E]):
             name: {} for name in indexed_fields(entity)
         }
         self._list_fields = frozenset(n for n in self._indexes if field_info(entity, n).is_list)
+        text_fields = TEXT_FIELDS.get(entity.collection)
+        #: The ranked text index of a searchable collection (see :mod:`crmkit.textsearch`).
+        self._text = TextIndex(text_fields) if text_fields else None
 
     # --- index maintenance ----------------------------------------------------------------
 
     def _index(self, entity: E) -> None:
         id = entity.id
+        if self._text is not None:
+            self._text.add(id or "", entity)
         for name, index in self._indexes.items():
             value = getattr(entity, name)
             if value is None:
@@ -133,6 +170,8 @@ class MemoryStore(Generic[E]):
 
     def _unindex(self, entity: E) -> None:
         id = entity.id
+        if self._text is not None:
+            self._text.remove(id or "")
         for name, index in self._indexes.items():
             value = getattr(entity, name)
             if value is None:
@@ -205,6 +244,17 @@ class MemoryStore(Generic[E]):
 
     # --- reads ----------------------------------------------------------------------------
 
+    def search(self, terms: Sequence[str], where: Expr | None, limit: int) -> list[tuple[E, float]]:
+        """Records containing any of ``terms``, ranked by BM25 (see :class:`TextIndex`)."""
+        if self._text is None:
+            raise ValidationError("collection", self.entity.collection, "has no text index")
+        scores = self._text.scores(terms)
+        if where is not None and scores:
+            match = compile_predicate(where, self.entity, self._backend._related)
+            rows = self._rows
+            scores = {i: s for i, s in scores.items() if i in rows and match(rows[i])}
+        return [(self._rows[i], score) for i, score in rank(scores, limit)]
+
     def get_many(self, ids: Sequence[str]) -> list[E]:
         """The records among ``ids`` that exist."""
         rows = self._rows
@@ -219,7 +269,7 @@ class MemoryStore(Generic[E]):
             source: Any = rows.values()
         else:
             source = (rows[i] for i in sorted(ids) if i in rows)
-        match = compile_predicate(where, self.entity)
+        match = compile_predicate(where, self.entity, self._backend._related)
         return [e for e in source if match(e)]
 
     def _plan(self, expr: Expr) -> set[str] | None:
@@ -280,13 +330,14 @@ class MemoryStore(Generic[E]):
     ) -> list[dict[str, Any]]:
         """Groups and metrics of the matching records (see :meth:`Store.aggregate`)."""
         keys = [(g.name, _group_getter(self.entity, g)) for g in group_by]
+        # a list field groups by each of its elements (an empty list: the None group)
+        listed = [field_info(self.entity, g.path).kind == "text_list" for g in group_by]
         values = [
             (m, None if m.path is None else _getter(field_info(self.entity, m.path)))
             for m in metrics
         ]
         groups: dict[tuple[Any, ...], dict[str, Any]] = {}
-        for entity in self._candidates(where):
-            key = tuple(get(entity) for _, get in keys)
+        for entity, key in _group_keys(self._candidates(where), keys, listed):
             row = groups.get(key)
             if row is None:
                 row = groups[key] = {name: v for (name, _), v in zip(keys, key, strict=True)}
@@ -309,10 +360,29 @@ class MemoryStore(Generic[E]):
         return list(groups.values())
 
 
+def _group_keys(
+    entities: Iterable[Any], keys: Sequence[tuple[str, Callable[[Any], Any]]], listed: list[bool]
+) -> Iterator[tuple[Any, tuple[Any, ...]]]:
+    """``(entity, group key)`` pairs: one per element combination of list-field groups."""
+    if not any(listed):
+        for entity in entities:
+            yield entity, tuple(get(entity) for _, get in keys)
+        return
+    for entity in entities:
+        options = [
+            (tuple(get(entity)) or (None,)) if is_list else (get(entity),)
+            for (_, get), is_list in zip(keys, listed, strict=True)
+        ]
+        for key in itertools.product(*options):
+            yield entity, key
+
+
 def _truncate(value: Any, trunc: str) -> Any:
     if value is None:
         return None
     day: dt.date = value.astimezone(dt.UTC).date() if isinstance(value, dt.datetime) else value
+    if trunc == "week":
+        return day - dt.timedelta(days=day.weekday())
     if trunc == "month":
         return day.replace(day=1)
     if trunc == "year":
@@ -366,17 +436,29 @@ _COMPARE: dict[Op, Callable[[Any, Any], bool]] = {
 }
 
 
-def compile_predicate(expr: Expr, entity: type[Any]) -> Predicate:
-    """Turn a bound filter into a Python predicate with crmkit's semantics."""
+def compile_predicate(
+    expr: Expr,
+    entity: type[Any],
+    related: Callable[[type[Any], Related], Predicate] | None = None,
+) -> Predicate:
+    """Turn a bound filter into a Python predicate with crmkit's semantics.
+
+    ``related`` builds the predicate of an ``F.related(...)`` node (it needs the other
+    collections: :meth:`MemoryBackend._related`); without it such a node is refused.
+    """
     if isinstance(expr, And):
-        parts = [compile_predicate(i, entity) for i in expr.items]
+        parts = [compile_predicate(i, entity, related) for i in expr.items]
         return lambda e: all(p(e) for p in parts)
     if isinstance(expr, Or):
-        parts = [compile_predicate(i, entity) for i in expr.items]
+        parts = [compile_predicate(i, entity, related) for i in expr.items]
         return lambda e: any(p(e) for p in parts)
     if isinstance(expr, Not):
-        inner = compile_predicate(expr.item, entity)
+        inner = compile_predicate(expr.item, entity, related)
         return lambda e: not inner(e)
+    if isinstance(expr, Related):
+        if related is None:
+            raise ValidationError("related", expr.relation, "cannot be used here")
+        return related(entity, expr)
     assert isinstance(expr, Cond)
     info = field_info(entity, expr.field)
     get = _getter(info)

@@ -25,7 +25,15 @@ from crmkit.dedupe.merge import (
     survive,
 )
 from crmkit.dedupe.rules import Rules
-from crmkit.entities import Account, CampaignMember, Contact, Entity, MergeRecord, User
+from crmkit.entities import (
+    Account,
+    AuditAction,
+    CampaignMember,
+    Contact,
+    Entity,
+    MergeRecord,
+    User,
+)
 from crmkit.errors import ConflictError, NotFound, ValidationError
 from crmkit.events import Created
 from crmkit.query import Expr, F
@@ -437,7 +445,10 @@ class DedupeService:
         base: Repository[Any] = self._crm.repository(collection)
         visible = self._source.repository(collection)
         ids = [survivor_id, *duplicates]
-        with self._crm.transaction():
+        with (
+            self._crm.transaction(),
+            self._crm.acting(None, reason=self._crm.acting_reason or "merge"),
+        ):
             seen = visible.get_many(ids)  # masked for a view: hidden fields stay as they are
             if len(seen) != len(ids):
                 missing = next(i for i in ids if i not in {r.id for r in seen})
@@ -547,7 +558,10 @@ class DedupeService:
             visible.get(record.survivor_id)  # NotFound for a user who may not see it
         if record.unmerged_at is not None:
             raise ConflictError(f"merge {merge_id!r} was already undone")
-        with self._crm.transaction():
+        with (
+            self._crm.transaction(),
+            self._crm.acting(None, reason=self._crm.acting_reason or "unmerge"),
+        ):
             try:
                 current = base.get(record.survivor_id)
             except NotFound:
@@ -607,6 +621,9 @@ class DedupeService:
 
         restored = from_document(entity, document)
         self._crm.backend.store(entity).insert([restored])
+        self._crm.audit.record(
+            entity.collection, AuditAction.CREATE, [(restored, None)], at=self._crm.now()
+        )
         if self._crm.listening:
             self._crm.emit(
                 Created(

@@ -11,7 +11,14 @@ import attrs
 from crmkit.entities import _fields as f
 from crmkit.entities._base import Entity
 
-__all__ = ["Direction", "Interaction", "InteractionKind"]
+__all__ = [
+    "Attachment",
+    "Direction",
+    "Interaction",
+    "InteractionKind",
+    "Participant",
+    "ParticipantRole",
+]
 
 
 class InteractionKind(enum.StrEnum):
@@ -34,6 +41,35 @@ class Direction(enum.StrEnum):
     OUTBOUND = "outbound"
 
 
+class ParticipantRole(enum.StrEnum):
+    """How a participant took part in a message: its sender or a recipient."""
+
+    FROM = "from"
+    TO = "to"
+    CC = "cc"
+
+
+@attrs.frozen(kw_only=True)
+class Participant:
+    """A sender or recipient of an email: its normalized address, display name and the
+    contact it was linked to (``None`` when no contact has the address)."""
+
+    role: ParticipantRole = f.choice(ParticipantRole, required=True)
+    address: str = f.text(required=True, max_length=320, sensitivity="personal")
+    name: str | None = f.text(max_length=500, sensitivity="personal")
+    contact_id: str | None = f.ref()
+
+
+@attrs.frozen(kw_only=True)
+class Attachment:
+    """Metadata of an email attachment (the content itself is not stored)."""
+
+    filename: str | None = f.text(max_length=1000)
+    content_type: str = f.text(required=True, max_length=200)
+    size: int = f.integer(minimum=0, default=0)
+    sha256: str = f.text(required=True, max_length=64)
+
+
 @attrs.frozen(kw_only=True)
 class Interaction(Entity):
     """One exchange with customers, linked to contacts and optionally an account, deal or ticket.
@@ -42,12 +78,13 @@ class Interaction(Entity):
     """
 
     collection: ClassVar[str] = "interactions"
+    lookups: ClassVar[tuple[str, ...]] = ("message_id", "thread_id")
 
     kind: InteractionKind = f.choice(InteractionKind, required=True)
     occurred_at: dt.datetime = f.timestamp(required=True)
     direction: Direction | None = f.choice(Direction)
-    subject: str | None = f.text(max_length=2000)
-    body: str | None = f.text(max_length=10_000_000)
+    subject: str | None = f.text(max_length=2000, sensitivity="personal")
+    body: str | None = f.text(max_length=10_000_000, sensitivity="personal")
     contact_ids: tuple[str, ...] = f.ref_list()
     account_id: str | None = f.ref()
     deal_id: str | None = f.ref()
@@ -58,3 +95,12 @@ class Interaction(Entity):
     outcome: str | None = f.text(max_length=200)
     custom: Any = f.mapping()
     external_ids: Any = f.text_mapping()
+    # email capture (see crmkit.email): the message key (its Message-ID, or a content hash
+    # when it has none), the conversation it belongs to, who took part, attachment metadata
+    # and the quoted reply text and signature kept apart from ``body``
+    message_id: str | None = f.text(max_length=1000)
+    thread_id: str | None = f.text(max_length=1000)
+    participants: tuple[Participant, ...] = f.value_list(Participant)
+    attachments: tuple[Attachment, ...] = f.value_list(Attachment)
+    quoted_text: str | None = f.text(max_length=10_000_000, sensitivity="personal")
+    signature: str | None = f.text(max_length=100_000, sensitivity="personal")

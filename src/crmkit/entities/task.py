@@ -30,7 +30,7 @@ class Task(Entity):
     collection: ClassVar[str] = "tasks"
 
     title: str = f.text(required=True, max_length=500)
-    description: str | None = f.text()
+    description: str | None = f.text(sensitivity="personal")
     due_at: dt.datetime | None = f.timestamp()
     status: TaskStatus = f.choice(TaskStatus, default=TaskStatus.OPEN)
     priority: Priority = f.choice(Priority, default=Priority.NORMAL)

@@ -39,7 +39,7 @@ class Ticket(Entity):
     collection: ClassVar[str] = "tickets"
 
     subject: str = f.text(required=True, max_length=2000)
-    description: str | None = f.text(max_length=1_000_000)
+    description: str | None = f.text(max_length=1_000_000, sensitivity="personal")
     status: str = f.ref(required=True, default="new")
     priority: Priority = f.choice(Priority, default=Priority.NORMAL)
     channel: Channel | None = f.choice(Channel)

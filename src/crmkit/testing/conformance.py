@@ -80,6 +80,8 @@ from crmkit.entities import (
     TaskStatus,
     TransitionPolicy,
 )
+from crmkit.entities.order import Order, OrderLine, OrderStatus
+from crmkit.entities.survey import SurveyKind, SurveyResponse
 from crmkit.events import Created, Deleted, Event, Updated
 from crmkit.query import Expr, F, from_dict
 from crmkit.repository import Repository
@@ -87,10 +89,17 @@ from crmkit.testing import reference
 from crmkit.testing import strategies as cs
 from crmkit.testing._settings import SUITE_HEALTH_CHECKS
 from crmkit.testing.conformance_analytics import AnalyticsConformance
+from crmkit.testing.conformance_audit import AuditConformance
+from crmkit.testing.conformance_commerce import CommerceConformance
 from crmkit.testing.conformance_dedupe import DedupeConformance
+from crmkit.testing.conformance_email import EmailConformance
 from crmkit.testing.conformance_imports import ImportExportConformance
+from crmkit.testing.conformance_insights import InsightsConformance
+from crmkit.testing.conformance_knowledge import KnowledgeConformance
 from crmkit.testing.conformance_operations import OperationsConformance
 from crmkit.testing.conformance_permissions import PermissionsConformance
+from crmkit.testing.conformance_privacy import PrivacyConformance
+from crmkit.testing.conformance_related import RelatedConformance
 
 __all__ = ["HOSTILE_VALUES", "ConformanceSuite", "full_entities"]
 
@@ -360,6 +369,46 @@ def full_entities() -> dict[str, Entity]:
             hidden_fields={"contacts": ["phones", "custom.salary"]},
             readonly_fields={"accounts": ["name"]},
         ),
+        "orders": Order(
+            external_id="SHOP-1042",
+            placed_at=when,
+            contact_id="c-1",
+            account_id="acc-1",
+            status=OrderStatus.REFUNDED,
+            total=Money(amount=Decimal("1234.56"), currency="EUR"),
+            lines=(
+                OrderLine(
+                    sku="CAM-1",
+                    name="Caméra",
+                    category="cameras",
+                    quantity=2,
+                    unit_price=Money(amount=Decimal("600.005"), currency="EUR"),
+                ),
+                OrderLine(sku="BAG", unit_price=Money(amount=Decimal("0"), currency="EUR")),
+            ),
+            status_reason="arrived broken",
+            refunded_at=later,
+            customer_name="Ada Lovelace",
+            customer_email="ada@example.com",
+            shipping_address=address,
+            owner_id="u-1",
+            team_id="t-1",
+            custom=custom,
+        ),
+        "survey_responses": SurveyResponse(
+            kind=SurveyKind.NPS,
+            score=0,
+            responded_at=when,
+            survey="Quarterly NPS",
+            contact_id="c-1",
+            account_id="acc-1",
+            ticket_id="k-1",
+            campaign_id="cp-1",
+            comment="Ünïcødé — ΑΩ",
+            owner_id="u-1",
+            team_id="t-1",
+            custom=custom,
+        ),
     }
 
 
@@ -442,6 +491,13 @@ class ConformanceSuite(
     OperationsConformance,
     AnalyticsConformance,
     ImportExportConformance,
+    KnowledgeConformance,
+    InsightsConformance,
+    PrivacyConformance,
+    RelatedConformance,
+    AuditConformance,
+    EmailConformance,
+    CommerceConformance,
 ):
     """Behaviour tests every backend must pass; subclass it and provide a ``crm`` fixture.
 

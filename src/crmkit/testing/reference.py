@@ -22,6 +22,9 @@ The rules, in one place:
   booleans. A list value matches ``contains`` (an element of the same kind), ``icontains`` /
   ``startswith`` (a text element) and ``exists`` (non-empty); comparisons and ``in_`` need a
   single value;
+- ``F.related(name, expr)`` holds when some record of the related collection (given in
+  ``related``, by collection name) is linked to the record as :data:`crmkit.query.RELATIONS`
+  declares and matches ``expr`` (any linked record when ``expr`` is None);
 - sorting puts ``None`` last in both directions and always ends with the id.
 """
 
@@ -35,7 +38,10 @@ from typing import Any
 
 import attrs
 
-from crmkit.query import And, Cond, Expr, Not, Op, Or, Order
+from crmkit.query import And, Cond, Expr, Not, Op, Or, Order, Related, relation
+
+#: Records of other collections by collection name, for ``F.related`` nodes.
+RelatedRecords = Mapping[str, Iterable[Any]]
 
 __all__ = ["count", "find", "matches", "sort"]
 
@@ -171,20 +177,44 @@ def _custom(op: Op, value: Any, arg: Any) -> bool:
 _NEVER = dt.datetime(1, 1, 1, tzinfo=dt.UTC)
 
 
-def matches(expr: Expr | None, record: Any, *, now: dt.datetime | None = None) -> bool:
+def _linked(record: Any, field: str, target: Any) -> bool:
+    """``target``'s ``field`` (a reference or a list of them) points at ``record``."""
+    value = getattr(target, field)
+    if isinstance(value, tuple):
+        return record.id in value
+    return value is not None and value == record.id
+
+
+def matches(
+    expr: Expr | None,
+    record: Any,
+    *,
+    now: dt.datetime | None = None,
+    related: RelatedRecords | None = None,
+) -> bool:
     """True when ``record`` satisfies ``expr`` (``None`` matches everything).
 
-    ``now`` is the moment ``within_last`` counts back from (default: the current time).
+    ``now`` is the moment ``within_last`` counts back from (default: the current time);
+    ``related`` holds the records ``F.related`` nodes look at, by collection name.
     """
     if expr is None:
         return True
     when = now if now is not None else dt.datetime.now(dt.UTC)
     if isinstance(expr, And):
-        return all(matches(e, record, now=when) for e in expr.items)
+        return all(matches(e, record, now=when, related=related) for e in expr.items)
     if isinstance(expr, Or):
-        return any(matches(e, record, now=when) for e in expr.items)
+        return any(matches(e, record, now=when, related=related) for e in expr.items)
     if isinstance(expr, Not):
-        return not matches(expr.item, record, now=when)
+        return not matches(expr.item, record, now=when, related=related)
+    if isinstance(expr, Related):
+        rel = relation(type(record).collection, expr.relation)
+        others = list((related or {}).get(rel.target, ()))
+        if rel.belongs:
+            ref = getattr(record, rel.field)
+            linked = [t for t in others if ref is not None and t.id == ref]
+        else:
+            linked = [t for t in others if _linked(record, rel.field, t)]
+        return any(matches(expr.where, t, now=when, related=related) for t in linked)
     assert isinstance(expr, Cond), expr
     value, custom = _resolve(record, expr.field)
     op, arg = expr.op, expr.value
@@ -245,18 +275,23 @@ def find(
     limit: int | None = None,
     offset: int = 0,
     now: dt.datetime | None = None,
+    related: RelatedRecords | None = None,
 ) -> list[Any]:
     """What ``repository.find(where, order_by=..., limit=..., offset=...)`` must return."""
     when = now if now is not None else dt.datetime.now(dt.UTC)
-    hits = [r for r in records if matches(where, r, now=when)]
+    hits = [r for r in records if matches(where, r, now=when, related=related)]
     ordered = sort(hits, order_by)
     end = None if limit is None else offset + limit
     return ordered[offset:end]
 
 
 def count(
-    records: Iterable[Any], where: Expr | None = None, *, now: dt.datetime | None = None
+    records: Iterable[Any],
+    where: Expr | None = None,
+    *,
+    now: dt.datetime | None = None,
+    related: RelatedRecords | None = None,
 ) -> int:
     """What ``repository.count(where)`` must return."""
     when = now if now is not None else dt.datetime.now(dt.UTC)
-    return sum(1 for r in records if matches(where, r, now=when))
+    return sum(1 for r in records if matches(where, r, now=when, related=related))

@@ -27,6 +27,8 @@ from hypothesis import strategies as st
 from crmkit.entities import (
     Access,
     Account,
+    AccountContact,
+    AccountRole,
     Address,
     Article,
     ArticleStatus,
@@ -41,22 +43,31 @@ from crmkit.entities import (
     Deal,
     Direction,
     Entity,
+    FieldDefinition,
+    FieldType,
     Interaction,
     InteractionKind,
     LifecycleStage,
     MemberStatus,
     MergeRecord,
     Money,
+    OrderLine,
+    OrderStatus,
     Pipeline,
     PipelineKind,
     Priority,
     Role,
+    ScoringModel,
     Segment,
     SegmentKind,
     Share,
     Stage,
     StageChange,
     StageKind,
+    Suppression,
+    SuppressionKind,
+    SurveyKind,
+    SurveyResponse,
     Task,
     TaskStatus,
     Team,
@@ -64,7 +75,8 @@ from crmkit.entities import (
     TransitionPolicy,
     User,
 )
-from crmkit.query import Expr, F, Field, Order
+from crmkit.entities import Order as ShopOrder
+from crmkit.query import RELATIONS, Expr, F, Field, Order
 
 __all__ = [
     "ALPHABET",
@@ -82,9 +94,12 @@ __all__ = [
     "deals",
     "entities",
     "filters",
+    "interaction_specs",
     "orderings",
+    "related_filters",
     "samples_from",
     "text",
+    "ticket_specs",
     "words",
 ]
 
@@ -549,11 +564,42 @@ def shares() -> st.SearchStrategy[Share]:
 
 
 @functools.cache
+def account_contacts() -> st.SearchStrategy[AccountContact]:
+    """Valid contact-account links (dates in order)."""
+    days = st.dates(dt.date(1990, 1, 1), dt.date(2100, 1, 1))
+    return st.builds(
+        lambda started, length, **kw: AccountContact(
+            started=started,
+            ended=None if started is None or length is None else started + length,
+            **kw,
+        ),
+        _optional(days),
+        _optional(st.timedeltas(dt.timedelta(0), dt.timedelta(days=3650))),
+        contact_id=st.sampled_from(_REFS),
+        account_id=st.sampled_from(_REFS),
+        role=st.sampled_from(list(AccountRole)),
+        label=_optional(st.sampled_from(["Advisor", "Chair", "EMEA"])),
+        is_primary=st.booleans(),
+    )
+
+
+@functools.cache
+def suppressions() -> st.SearchStrategy[Suppression]:
+    """Valid suppression entries (hex digests)."""
+    return st.builds(
+        Suppression,
+        kind=st.sampled_from([SuppressionKind.EMAIL, SuppressionKind.PHONE]),
+        digest=st.text("0123456789abcdef", min_size=64, max_size=64),
+        reason=_optional(st.just("erased")),
+    )
+
+
+@functools.cache
 def audit_entries() -> st.SearchStrategy[AuditEntry]:
     """Valid audit-log entries with a JSON document of changes."""
     changes = st.dictionaries(
         st.sampled_from(["title", "custom", "emails"]),
-        st.fixed_dictionaries({"before": _custom_scalars(), "after": _custom_scalars()}),
+        st.fixed_dictionaries({"old": _custom_scalars(), "new": _custom_scalars()}),
         max_size=3,
     )
     return st.builds(
@@ -615,6 +661,114 @@ def merge_records() -> st.SearchStrategy[MergeRecord]:
     )
 
 
+@functools.cache
+def field_definitions() -> st.SearchStrategy[FieldDefinition]:
+    """Valid custom field definitions (choices and a default in ``options``)."""
+    return st.builds(
+        FieldDefinition,
+        record_collection=st.sampled_from(["contacts", "accounts", "deals"]),
+        name=st.sampled_from(["tier", "score", "since", "region"]),
+        type=st.sampled_from(list(FieldType)),
+        required=st.booleans(),
+        indexed=st.booleans(),
+        label=_optional(st.sampled_from(["Tier", "Score"])),
+        sensitivity=st.sampled_from([None, "personal", "sensitive"]),
+        options=st.fixed_dictionaries(
+            {"choices": st.lists(st.sampled_from(["a", "b", "c"]), unique=True)}
+        ),
+    )
+
+
+@functools.cache
+def order_lines() -> st.SearchStrategy[OrderLine]:
+    """Order lines in EUR (the currency of :func:`orders`)."""
+    return st.builds(
+        OrderLine,
+        sku=st.sampled_from(["CAM", "LENS", "BAG", "STRAP"]),
+        name=_optional(words(2)),
+        category=_optional(st.sampled_from(["cameras", "lenses", "bags"])),
+        quantity=st.integers(1, 20),
+        unit_price=st.builds(Money, amount=_decimals("0", "10000"), currency=st.just("EUR")),
+    )
+
+
+@functools.cache
+def orders() -> st.SearchStrategy[ShopOrder]:
+    """Valid orders in EUR with one to three lines (``total`` given or derived)."""
+    return st.builds(
+        ShopOrder,
+        external_id=words(1, 8),
+        placed_at=datetimes(),
+        contact_id=_refs(),
+        account_id=_refs(),
+        status=st.sampled_from(list(OrderStatus)),
+        total=_optional(st.builds(Money, amount=_decimals("0", "100000"), currency=st.just("EUR"))),
+        lines=st.lists(order_lines(), min_size=1, max_size=3),
+        status_reason=_optional(words(3)),
+        cancelled_at=_optional(datetimes()),
+        refunded_at=_optional(datetimes()),
+        customer_name=_optional(words(2)),
+        customer_email=_optional(st.sampled_from(EMAILS)),
+        shipping_address=_optional(addresses()),
+        owner_id=_refs(),
+        team_id=_refs(),
+        custom=_custom(),
+    )
+
+
+@functools.cache
+def survey_responses() -> st.SearchStrategy[SurveyResponse]:
+    """CSAT (1-5) and NPS (0-10) responses."""
+
+    def build(kind: SurveyKind, scores: st.SearchStrategy[int]) -> st.SearchStrategy[Any]:
+        return st.builds(
+            SurveyResponse,
+            kind=st.just(kind),
+            score=scores,
+            responded_at=datetimes(),
+            survey=_optional(words(2)),
+            contact_id=_refs(),
+            account_id=_refs(),
+            ticket_id=_refs(),
+            campaign_id=_refs(),
+            comment=_optional(words(4)),
+            owner_id=_refs(),
+            team_id=_refs(),
+            custom=_custom(),
+        )
+
+    return build(SurveyKind.CSAT, st.integers(1, 5)) | build(SurveyKind.NPS, st.integers(0, 10))
+
+
+@functools.cache
+def scoring_models() -> st.SearchStrategy[ScoringModel]:
+    """Stored naive-Bayes model states: feature definitions and ``[feature, value, won,
+    lost]`` count rows, as :mod:`crmkit.scoring` writes them."""
+    counts = st.lists(
+        st.tuples(
+            words(1),
+            words(1),
+            st.integers(0, 1000),
+            st.integers(0, 1000),
+        ).map(list),
+        max_size=4,
+    )
+    return st.builds(
+        ScoringModel,
+        name=words(2),
+        features=st.lists(
+            st.fixed_dictionaries(
+                {"path": st.sampled_from(["deal.source", "contact.title", "account.industry"])}
+            ),
+            max_size=3,
+        ),
+        counts=st.fixed_dictionaries(
+            {"won": st.integers(0, 1000), "lost": st.integers(0, 1000), "values": counts}
+        ),
+        trained_at=_optional(_any_offset_datetimes()),
+    )
+
+
 _ENTITY_STRATEGIES: dict[type[Entity], Callable[[], st.SearchStrategy[Any]]] = {
     Account: accounts,
     Contact: contacts,
@@ -634,6 +788,12 @@ _ENTITY_STRATEGIES: dict[type[Entity], Callable[[], st.SearchStrategy[Any]]] = {
     AuditEntry: audit_entries,
     StageChange: stage_changes,
     MergeRecord: merge_records,
+    FieldDefinition: field_definitions,
+    AccountContact: account_contacts,
+    Suppression: suppressions,
+    ShopOrder: orders,
+    SurveyResponse: survey_responses,
+    ScoringModel: scoring_models,
 }
 
 
@@ -919,6 +1079,94 @@ def _fold(items: Sequence[Expr], how: str) -> Expr:
     for item in items[1:]:
         out = (out & item) if how == "and" else (out | item)
     return out
+
+
+def interaction_specs(samples: Mapping[str, Sequence[Any]] | None = None) -> list[FieldSpec]:
+    """The fields of :class:`crmkit.Interaction` that related filters draw from."""
+    choices = ("==", "!=", "in", "exists")
+    return [
+        FieldSpec("id", ("==", "!=", "in"), _with_samples(st.just("0" * 30), samples, "id")),
+        FieldSpec("kind", choices, st.sampled_from([k.value for k in InteractionKind])),
+        FieldSpec("direction", choices, st.sampled_from([d.value for d in Direction])),
+        FieldSpec(
+            "occurred_at",
+            _DATETIME_OPS,
+            _with_samples(datetimes(), samples, "occurred_at"),
+        ),
+        _text_spec("subject", words(3), samples),
+        _text_spec("outcome", words(1), samples),
+        _custom_spec("custom.tier", samples),
+    ]
+
+
+def ticket_specs(samples: Mapping[str, Sequence[Any]] | None = None) -> list[FieldSpec]:
+    """The fields of :class:`crmkit.Ticket` that related filters draw from."""
+    choices = ("==", "!=", "in", "exists")
+    return [
+        FieldSpec("id", ("==", "!=", "in"), _with_samples(st.just("0" * 30), samples, "id")),
+        FieldSpec("status", choices, st.sampled_from(["new", "open", "pending", "solved"])),
+        FieldSpec("priority", choices, st.sampled_from([p.value for p in Priority])),
+        _text_spec("subject", words(3), samples),
+        FieldSpec("resolved_at", _DATETIME_OPS, _with_samples(datetimes(), samples, "resolved_at")),
+        FieldSpec("tags", _LIST_OPS, _with_samples(words(1, 4), samples, "tags")),
+    ]
+
+
+#: Filter fields per collection, for :func:`related_filters`.
+_SPECS_BY_COLLECTION: dict[str, Callable[[Mapping[str, Sequence[Any]] | None], list[FieldSpec]]] = {
+    "contacts": lambda s: contact_specs(s),
+    "accounts": lambda s: account_specs(s),
+    "deals": lambda s: deal_specs(s),
+    "interactions": interaction_specs,
+    "tickets": ticket_specs,
+}
+
+
+def related_filters(
+    collection: str,
+    samples: Mapping[str, Mapping[str, Sequence[Any]]] | None = None,
+    *,
+    max_depth: int = 2,
+    nesting: int = 1,
+) -> st.SearchStrategy[Expr]:
+    """Random filters over ``collection`` mixing its own conditions with ``F.related(...)``
+    nodes (``nesting`` levels deep) over contacts, accounts, deals, interactions and tickets.
+
+    ``samples`` maps a collection name to :func:`samples_from` output for its records.
+    """
+    return _expression(_related_leaf(collection, samples or {}, nesting), max_depth)
+
+
+def _related_leaf(
+    collection: str, samples: Mapping[str, Mapping[str, Sequence[Any]]], nesting: int
+) -> st.SearchStrategy[Expr]:
+    own = _condition(_SPECS_BY_COLLECTION[collection](samples.get(collection)))
+    if nesting <= 0:
+        return own
+    names = sorted(
+        name
+        for name, rel in RELATIONS.get(collection, {}).items()
+        if rel.target in _SPECS_BY_COLLECTION
+    )
+    if not names:
+        return own
+    return st.one_of(own, _related_node(collection, tuple(names), samples, nesting))
+
+
+@st.composite
+def _related_node(
+    draw: st.DrawFn,
+    collection: str,
+    names: tuple[str, ...],
+    samples: Mapping[str, Mapping[str, Sequence[Any]]],
+    nesting: int,
+) -> Expr:
+    name = draw(st.sampled_from(names))
+    target = RELATIONS[collection][name].target
+    if draw(st.integers(0, 4)) == 0:
+        return F.related(name)  # any related record
+    inner = draw(_expression(_related_leaf(target, samples, nesting - 1), 1))
+    return F.related(name, inner)
 
 
 def contact_filters(samples: Mapping[str, Sequence[Any]] | None = None) -> st.SearchStrategy[Expr]:

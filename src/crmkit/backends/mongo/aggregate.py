@@ -1,9 +1,12 @@
 """``Store.aggregate`` on MongoDB: one ``$match`` + ``$group`` aggregation pipeline.
 
 Groups become the fields of the ``$group`` ``_id`` (a date truncated with
-``$dateToString``), metrics become accumulators: ``count`` is ``$sum`` of 1 (of a
-``$cond`` on the value being set, for a path), ``sum`` is ``$sum`` (``Decimal128``
-arithmetic for decimals: exact), ``min``/``max`` are ``$min``/``$max`` - of the
+``$dateToString``; for a week, after going back ``(dayOfWeek + 5) mod 7`` days to the
+Monday, with date arithmetic every server flavour - mongomock too - knows, where
+``$dateTrunc`` needs MongoDB 5; a list field is ``$unwind``-ed first, keeping records
+with an empty list as the ``None`` group), metrics become accumulators: ``count`` is
+``$sum`` of 1 (of a ``$cond`` on the value being set, for a path), ``sum`` is ``$sum``
+(``Decimal128`` arithmetic for decimals: exact), ``min``/``max`` are ``$min``/``$max`` - of the
 order-preserving decimal key (``_dec``) for decimal fields, decoded back to the exact
 stored number, since ``Decimal128`` values are not ordered by every server flavour
 (mongomock). Values are converted back to crmkit's types (aware UTC datetimes, dates,
@@ -29,7 +32,8 @@ if TYPE_CHECKING:
 
 __all__ = ["aggregation_pipeline", "decode_decimal_key", "read_rows"]
 
-_FORMATS = {"day": "%Y-%m-%d", "month": "%Y-%m-01", "year": "%Y-01-01"}
+_FORMATS = {"day": "%Y-%m-%d", "week": "%Y-%m-%d", "month": "%Y-%m-01", "year": "%Y-01-01"}
+_DAY_MS = 86_400_000
 _COMPLEMENT = str.maketrans("0123456789", "9876543210")
 _EXP_OFFSET = 100_000
 
@@ -64,11 +68,18 @@ def aggregation_pipeline(
 ) -> list[dict[str, Any]]:
     """The pipeline computing ``group_by``/``metrics`` over documents matching ``match``."""
     ids: dict[str, Any] = {}
+    unwind: list[dict[str, Any]] = []
     for i, g in enumerate(group_by):
         ref = f"${_field(g.path)}"
+        if field_info(entity, g.path).kind == "text_list":
+            unwind.append({"$unwind": {"path": ref, "preserveNullAndEmptyArrays": True}})
         if g.trunc is not None:
             # null dates are guarded explicitly: mongomock's $dateToString fails on them
-            period = {"$dateToString": {"format": _FORMATS[g.trunc], "date": ref}}
+            date: Any = ref
+            if g.trunc == "week":  # $dayOfWeek: 1 is Sunday, 2 Monday ... 7 Saturday
+                back = {"$mod": [{"$add": [{"$dayOfWeek": ref}, 5]}, 7]}
+                date = {"$subtract": [ref, {"$multiply": [back, _DAY_MS]}]}
+            period = {"$dateToString": {"format": _FORMATS[g.trunc], "date": date}}
             missing = {"$eq": [{"$ifNull": [ref, None]}, None]}
             ids[f"g{i}"] = {"$cond": [missing, None, period]}
         else:
@@ -93,6 +104,7 @@ def aggregation_pipeline(
     stages: list[dict[str, Any]] = []
     if match:
         stages.append({"$match": match})
+    stages.extend(unwind)
     stages.append({"$group": group})
     return stages
 

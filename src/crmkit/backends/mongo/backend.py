@@ -65,8 +65,9 @@ from pymongo.errors import InvalidURI as InvalidURIError
 from crmkit.entities import ENTITY_TYPES, Entity
 from crmkit.entities.schema import indexed_fields
 from crmkit.errors import BackendError, ConflictError, CRMError, NotFound, ValidationError
-from crmkit.query import Expr, Query
+from crmkit.query import Expr, Query, Relation, related_entity
 
+from . import search
 from .compile import FilterCompiler, FindPlan, compile_find, projection
 from .convert import DocumentConverter
 
@@ -411,7 +412,7 @@ class MongoStore(Generic[E]):
             backend.prefix + entity.collection
         )
         self._conv = backend.converter
-        self._compiler = FilterCompiler(entity)
+        self._compiler = FilterCompiler(entity, self._related_keys)
 
     def __repr__(self) -> str:
         return f"<MongoStore {self.collection.name}>"
@@ -420,6 +421,7 @@ class MongoStore(Generic[E]):
         try:
             for name in indexed_fields(self.entity):
                 self.collection.create_index([(name, ASCENDING)])
+            search.create_text_index(self.collection, self.entity.collection)
         except _DRIVER_ERRORS as exc:
             raise BackendError(
                 f"cannot create the indexes of {self.collection.name}: {exc}"
@@ -643,7 +645,26 @@ class MongoStore(Generic[E]):
 
     def plan(self, query: Query) -> FindPlan:
         """How :meth:`find` runs ``query`` (for inspection and tests)."""
-        return compile_find(self.entity, query)
+        return compile_find(self.entity, query, self._related_keys)
+
+    def _related_keys(self, rel: Relation, where: dict[str, Any]) -> list[Any]:
+        """``F.related`` support: the link values (ids for "belongs to", else the values of
+        ``rel.field``, list elements included) of the related documents matching ``where``."""
+        store = self._backend.store(related_entity(rel))
+        field = "_id" if rel.belongs else rel.field
+        keys: set[Any] = set()
+        try:
+            with self._backend._serialized():
+                found = store.collection.find(where, {field: 1}, **self._backend._session())
+                for doc in found:
+                    value = doc.get(field)
+                    if isinstance(value, list):
+                        keys.update(value)
+                    elif value is not None:
+                        keys.add(value)
+        except _DRIVER_ERRORS as exc:
+            self._backend._failed(exc, store.entity)
+        return sorted(keys)
 
     def find(self, query: Query) -> list[E]:
         """Records matching ``query.where``, sorted and windowed by the server."""
@@ -690,6 +711,10 @@ class MongoStore(Generic[E]):
         except _DRIVER_ERRORS as exc:
             self._backend._failed(exc, self.entity)
         return n
+
+    def search(self, terms: Sequence[str], where: Expr | None, limit: int) -> list[tuple[E, float]]:
+        """Ranked text search by the server's text index (see :mod:`.search`)."""
+        return search.search(self, terms, where, limit)
 
     def aggregate(self, where: Expr | None, group_by: Any, metrics: Any) -> list[dict[str, Any]]:
         """Groups and metrics computed by the server (see :mod:`.aggregate`)."""

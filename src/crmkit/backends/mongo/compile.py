@@ -22,6 +22,11 @@ How crmkit's semantics are kept (see DESIGN.md, "Filters"):
   kind (a ``dict`` can never get in) and only ever appears as the argument of ``$eq``,
   ``$ne``, ``$lt``, ``$lte``, ``$gt``, ``$gte``, ``$in`` or an escaped ``$regex``; field
   paths come from the entity schema, never from values.
+- *Related records* (``F.related("deals", expr)``): the inner filter is compiled for the
+  related collection and resolved by the backend (``related``) to the link values of the
+  matching documents, which become ``_id: {$in: [...]}`` (or ``account_id: {$in: [...]}``
+  for a "belongs to" relation). That is one extra query per related node and keeps every
+  find/count a plain query document; ``$nor`` around it gives exactly "has none".
 - *None sorts last*: when a sort key can be missing, the find runs as an aggregation that
   sorts on a computed "is null" flag first, still with ``$skip``/``$limit`` in the database.
 """
@@ -41,13 +46,28 @@ import attrs
 from crmkit.entities import Entity
 from crmkit.entities.schema import FieldInfo, field_info
 from crmkit.errors import ValidationError
-from crmkit.query import And, Cond, Expr, Not, Op, Or, Order, Query
+from crmkit.query import (
+    And,
+    Cond,
+    Expr,
+    Not,
+    Op,
+    Or,
+    Order,
+    Query,
+    Related,
+    Relation,
+    related_entity,
+    relation,
+)
 
 from .convert import DECIMAL, LOWER, SHADOW_FIELDS, bson_date, bson_duration, decimal_key
 
 __all__ = ["FilterCompiler", "FindPlan", "SortKey", "compile_find", "nothing", "projection"]
 
 Filter = dict[str, Any]
+#: Resolves a related node: the link values of the related documents matching the filter.
+RelatedKeys = Callable[[Relation, Filter], list[Any]]
 
 
 def nothing() -> Filter:
@@ -133,8 +153,10 @@ class FilterCompiler:
     field, or a value of the wrong type (``crmkit.query.bind`` normally catches all three).
     """
 
-    def __init__(self, entity: type[Entity]) -> None:
+    def __init__(self, entity: type[Entity], related: RelatedKeys | None = None) -> None:
         self.entity = entity
+        #: how ``F.related`` nodes are resolved (the backend's; None refuses them)
+        self.related = related
         self._ops: dict[Op, Callable[[_Target, Any], Filter]] = {
             Op.EQ: self.op_eq,
             Op.NE: self.op_ne,
@@ -168,6 +190,8 @@ class FilterCompiler:
             return self.visit_or(expr)
         if isinstance(expr, Not):
             return self.visit_not(expr)
+        if isinstance(expr, Related):
+            return self.visit_related(expr)
         raise ValidationError("query", expr, "is not a filter expression")
 
     def visit_and(self, expr: And) -> Filter:
@@ -181,6 +205,17 @@ class FilterCompiler:
     def visit_not(self, expr: Not) -> Filter:
         """Exactly the documents the item does not match ($nor is two-valued)."""
         return {"$nor": [self.visit(expr.item)]}
+
+    def visit_related(self, expr: Related) -> Filter:
+        """Some related document matches: the link values are resolved now (one query)."""
+        rel = relation(self.entity.collection, expr.relation)
+        if self.related is None:
+            raise ValidationError("related", expr.relation, "cannot be used here")
+        inner = FilterCompiler(related_entity(rel), self.related).compile(expr.where)
+        keys = self.related(rel, inner)
+        if rel.belongs:
+            return {_Target.of(field_info(self.entity, rel.field)).path: {"$in": keys}}
+        return {"_id": {"$in": keys}}
 
     def visit_cond(self, cond: Cond) -> Filter:
         """One condition: resolve the field, then the operator's method."""
@@ -467,10 +502,12 @@ class FindPlan:
         return stages
 
 
-def compile_find(entity: type[Entity], query: Query) -> FindPlan:
+def compile_find(
+    entity: type[Entity], query: Query, related: RelatedKeys | None = None
+) -> FindPlan:
     """The plan for ``query`` on ``entity``; raises ``ValidationError`` like the compiler."""
     return FindPlan(
-        FilterCompiler(entity).compile(query.where),
+        FilterCompiler(entity, related).compile(query.where),
         sort_keys(entity, query.order),
         query.offset,
         query.limit,

@@ -1,7 +1,10 @@
 """``Store.aggregate`` in SQL: one ``SELECT ... GROUP BY`` per call.
 
-Groups are the field's column (a date or datetime truncated to its day, month or year in
-UTC: ``substr`` of SQLite's ISO text, ``date_trunc`` on PostgreSQL), metrics are ``COUNT``,
+Groups are the field's column (a date or datetime truncated to its day, week, month or
+year in UTC: ``substr`` of SQLite's ISO text - ``date(day, '-6 days', 'weekday 1')`` for
+the Monday of the week - and ``date_trunc`` on PostgreSQL, whose weeks start on Monday too;
+a list field is its child table, outer-joined so that a record with no element forms the
+``None`` group), metrics are ``COUNT``,
 ``SUM``, ``MIN`` and ``MAX``. PostgreSQL's ``numeric`` arithmetic is exact. SQLite has no
 decimal type (crmkit stores decimals as their exact text, see
 :mod:`crmkit.backends.sql.schema`) and its ``SUM``/``MIN``/``MAX`` would read that text as
@@ -88,6 +91,8 @@ def install_decimal_aggregates(conn: Connection) -> None:
 
 
 def _truncated(column: Any, kind: str, trunc: str, sqlite: bool) -> Any:
+    if sqlite and trunc == "week":  # back 6 days, then on to the next Monday (or that day)
+        return sa.func.date(sa.func.substr(column, 1, 10), "-6 days", "weekday 1")
     if sqlite:  # ISO text in UTC: the period's start is a prefix plus a constant
         length, suffix = _SQLITE_TRUNC[trunc]
         prefix = sa.func.substr(column, 1, length)
@@ -105,8 +110,16 @@ def aggregate_statement(
     compiled = store.compiler.compile(where)
     keys: list[Any] = []
     columns: list[Any] = []
+    source: Any = store.table
     for i, g in enumerate(group_by):
         target: Any = store.compiler._target(g.path)
+        if field_info(store.entity, g.path).kind == "text_list":
+            # an alias: a filter's own subqueries on the child table must not correlate to it
+            child = store.layout.children[field_info(store.entity, g.path).column].alias(f"l{i}")
+            source = source.outerjoin(child, child.c.owner_id == store.table.c.id)
+            keys.append(child.c.value)
+            columns.append(child.c.value.label(f"g{i}"))
+            continue
         expr = target.raw
         if g.trunc is not None:
             expr = _truncated(expr, field_info(store.entity, g.path).kind, g.trunc, sqlite)
@@ -125,7 +138,7 @@ def aggregate_statement(
         else:
             metric = getattr(sa.func, m.op)(raw)
         columns.append(metric.label(f"m{i}"))
-    stmt = sa.select(*columns).select_from(store.table)
+    stmt = sa.select(*columns).select_from(source)
     if compiled.clause is not None:
         stmt = stmt.where(compiled.clause)
     if keys:

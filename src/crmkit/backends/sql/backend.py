@@ -45,6 +45,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import StaticPool
 
+from crmkit.backends.sql import search
 from crmkit.backends.sql.compile import FOLD_FUNCTION, FilterCompiler, fold
 from crmkit.backends.sql.schema import DEFAULT_PREFIX, EntityLayout, _load_list, make_metadata
 from crmkit.entities import Entity
@@ -268,7 +269,8 @@ class _SessionSource(_Source):
 
 
 def _configure_sqlite(engine: Engine, *, wal: bool, busy_timeout_ms: int) -> None:
-    """SQLAlchemy's pysqlite recipe (we emit BEGIN), WAL, busy timeout, FKs, fold()."""
+    """SQLAlchemy's pysqlite recipe (we emit BEGIN), WAL, busy timeout, FKs, secure_delete,
+    fold()."""
 
     @event.listens_for(engine, "connect")
     def on_connect(dbapi_conn: Any, record: Any) -> None:
@@ -279,6 +281,9 @@ def _configure_sqlite(engine: Engine, *, wal: bool, busy_timeout_ms: int) -> Non
             cursor.execute("PRAGMA journal_mode = WAL")
             cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.execute("PRAGMA foreign_keys = ON")
+        # freed space is overwritten with zeros: erased personal data leaves no bytes behind
+        # (crmkit.privacy); costs a little write time on deletes and updates
+        cursor.execute("PRAGMA secure_delete = ON")
         cursor.close()
         dbapi_conn.create_function(FOLD_FUNCTION, 1, fold, deterministic=True)
 
@@ -447,6 +452,7 @@ class SqlBackend:
                     # of existing tables), which create_all could not add
                     upgrade(conn, prefix=self.prefix, schema=self.schema)
             self.metadata.create_all(conn)
+            search.install(conn, prefix=self.prefix, schema=self.schema)
             if fresh and not stamped:
                 versions.create(conn)
                 conn.execute(versions.insert(), {"version_num": head_revision()})
@@ -465,6 +471,7 @@ class SqlBackend:
     def drop_schema(self) -> None:
         """Drop crmkit's tables (and its version table). Raises ``BackendError``."""
         with translate_errors("drop schema"), self.writing() as conn:
+            search.uninstall(conn, prefix=self.prefix, schema=self.schema)
             self.metadata.drop_all(conn)
             _version_table(self.version_table, self.schema).drop(conn, checkfirst=True)
 
@@ -707,6 +714,10 @@ class SqlStore(Generic[E]):
             if compiled.needs_fold:
                 _install_fold(conn)
             return int(conn.execute(stmt).scalar_one())
+
+    def search(self, terms: Sequence[str], where: Expr | None, limit: int) -> list[tuple[E, float]]:
+        """Ranked text search in the database (see :mod:`.search`). Raises ``BackendError``."""
+        return search.search(self, terms, where, limit)
 
     def aggregate(self, where: Expr | None, group_by: Any, metrics: Any) -> list[dict[str, Any]]:
         """Groups and metrics computed in SQL (see :mod:`.aggregate`). Raises ``BackendError``."""

@@ -21,6 +21,11 @@ How crmkit's semantics (DESIGN.md, "Filters") are kept on both dialects:
   runs such a query; PostgreSQL uses ``lower()`` under an ICU collation (``und-x-icu``)
   when the server has one, else the database default, never ``"C"`` (ASCII-only).
 - *None last.* ``ORDER BY ... NULLS LAST`` on nullable keys, in both directions.
+- *Related records* (``F.related("interactions", expr)``) compile to a semi-join: the
+  record's id (or, for a "belongs to" relation, its reference column) ``IN`` a subquery
+  selecting the link values of the related rows matching ``expr`` (on an alias, so a
+  relation of a table to itself works; list links read the child table). Negation goes
+  through the same ``NOT coalesce(...)`` as any condition, so "has none" is exact.
 - *Custom fields compare within one kind*: each comparison is guarded by the JSON type
   (``json_type`` / ``jsonb_typeof``), so ``5`` never equals ``"5"`` and ``true`` is not a
   number; on PostgreSQL the cast sits in a ``CASE`` so it never runs on a value of another
@@ -29,6 +34,7 @@ How crmkit's semantics (DESIGN.md, "Filters") are kept on both dialects:
 
 from __future__ import annotations
 
+import functools
 import json
 import operator
 from collections.abc import Callable, Sequence
@@ -43,7 +49,19 @@ from sqlalchemy.sql.elements import ColumnElement
 from crmkit.backends.sql.schema import EntityLayout, ScalarCodec
 from crmkit.entities.schema import FieldInfo, field_info
 from crmkit.errors import ValidationError
-from crmkit.query import And, Cond, Expr, Not, Op, Or, Order
+from crmkit.query import (
+    And,
+    Cond,
+    Expr,
+    Not,
+    Op,
+    Or,
+    Order,
+    Related,
+    Relation,
+    related_entity,
+    relation,
+)
 
 __all__ = ["FOLD_FUNCTION", "CompiledFilter", "FilterCompiler", "fold"]
 
@@ -130,10 +148,22 @@ def _kind_of(value: Any) -> str:
     raise ValidationError("custom", value, "custom fields compare with text, numbers or booleans")
 
 
+@functools.lru_cache(maxsize=256)
+def _layout_of(entity: Any, metadata: sa.MetaData, dialect: str) -> EntityLayout:
+    # the layout of a related entity type, built once per (type, metadata, dialect)
+    return EntityLayout(entity, metadata, dialect)
+
+
 def glob_prefix(text: str) -> str:
     """A SQLite ``GLOB`` pattern matching text that starts with ``text`` (case-sensitively)."""
     escaped = text.replace("[", "[[]").replace("*", "[*]").replace("?", "[?]")
     return escaped + "*"
+
+
+def _sql_text(value: str) -> Clause:
+    """A SQL text literal of a checked key or a constant (no quotes inside)."""
+    assert "'" not in value
+    return sa.literal_column(f"'{value}'", sa.Text())
 
 
 class FilterCompiler:
@@ -144,11 +174,20 @@ class FilterCompiler:
     """
 
     def __init__(
-        self, layout: EntityLayout, dialect: str, fold_collation: str | None = None
+        self,
+        layout: EntityLayout,
+        dialect: str,
+        fold_collation: str | None = None,
+        table: sa.FromClause | None = None,
+        depth: int = 0,
     ) -> None:
         self.layout = layout
         self.entity = layout.entity
-        self.table = layout.table
+        #: the table conditions refer to (an alias of the layout's table in a subquery)
+        self.table: Any = layout.table if table is None else table
+        self.depth = depth  # how many related subqueries deep this compiler's table is
+        # compilers of related collections (with their aliases), built once per relation
+        self._related: dict[str, tuple[FilterCompiler, Any]] = {}
         self.sqlite = dialect == "sqlite"
         self.fold_collation = fold_collation
         self._targets: dict[str, _Target] = {}
@@ -160,9 +199,15 @@ class FilterCompiler:
         """The ``WHERE`` clause of a bound filter (``None`` for no filter)."""
         if expr is None:
             return CompiledFilter(None, False)
-        visitor = FilterCompiler(self.layout, "sqlite" if self.sqlite else "postgresql")
+        visitor = FilterCompiler(
+            self.layout,
+            "sqlite" if self.sqlite else "postgresql",
+            table=self.table,
+            depth=self.depth,
+        )
         visitor.fold_collation = self.fold_collation
         visitor._targets = self._targets  # resolved paths are shared; they are immutable
+        visitor._related = self._related  # so are the related compilers and aliases
         clause = visitor.visit(expr)
         return CompiledFilter(clause, visitor._needs_fold)
 
@@ -171,11 +216,27 @@ class FilterCompiler:
         out: list[Clause] = []
         for o in order:
             target = self._target(o.field)
+            if isinstance(target, _Custom):
+                out += self._custom_order(target, o.desc)
+                continue
             if not isinstance(target, _Column):
                 raise ValidationError("order_by", o.field, "cannot be sorted on")
             term = target.expr.desc() if o.desc else target.expr.asc()
             out.append(term.nulls_last() if target.nullable else term)
         return out
+
+    def _custom_order(self, target: _Custom, desc: bool) -> list[Clause]:
+        """Sort terms of a typed custom field (``crm.schema``): its values share one kind.
+
+        SQLite sorts the extracted JSON value itself; PostgreSQL sorts each kind's typed
+        value (numbers numerically, text by code point), of which only one is not NULL.
+        """
+        values = (
+            [self._custom_value(target, "text")]
+            if self.sqlite
+            else [self._custom_value(target, k) for k in (_NUMBER, "text", "bool")]
+        )
+        return [(v.desc() if desc else v.asc()).nulls_last() for v in values]
 
     # --- the visitor -----------------------------------------------------------------------
 
@@ -187,6 +248,8 @@ class FilterCompiler:
             return self.visit_or(expr)
         if isinstance(expr, Not):
             return self.visit_not(expr)
+        if isinstance(expr, Related):
+            return self.visit_related(expr)
         if isinstance(expr, Cond):
             method: Callable[[_Target, Any], Clause] = getattr(self, f"visit_{expr.op.value}")
             return method(self._target(expr.field), expr.value)
@@ -207,6 +270,61 @@ class FilterCompiler:
     def visit_not(self, expr: Not) -> Clause:
         """Two-valued negation: NULL (unknown) counts as "does not match", so NOT is true."""
         return sa.not_(sa.func.coalesce(self.visit(expr.item), sa.false()))
+
+    def visit_related(self, expr: Related) -> Clause:
+        """Some related record matches: ``id IN (SELECT link FROM related WHERE ...)``.
+
+        An ``IN`` subquery rather than a correlated ``EXISTS``: the subquery runs once and
+        both dialects probe its result by hash/index, where ``EXISTS`` re-runs it per row.
+        """
+        rel = relation(self.entity.collection, expr.relation)
+        inner, child = self._related_compiler(rel)
+        other = inner.table
+        compiled = inner.compile(expr.where)
+        condition = compiled.clause
+        self._needs_fold = self._needs_fold or compiled.needs_fold
+        if rel.belongs:
+            ids = sa.select(other.c.id)
+            if condition is not None:
+                ids = ids.where(condition)
+            result: Clause = self.table.c[rel.field].in_(ids)
+            return result
+        if child is not None:
+            links = sa.select(child.c.value)
+            if condition is not None:
+                links = links.select_from(child.join(other, other.c.id == child.c.owner_id)).where(
+                    condition
+                )
+        else:
+            column = other.c[rel.field]
+            links = sa.select(column).where(column.is_not(None))
+            if condition is not None:
+                links = links.where(condition)
+        result = self.table.c.id.in_(links)
+        return result
+
+    def _related_compiler(self, rel: Relation) -> tuple[FilterCompiler, Any]:
+        """The compiler of ``rel``'s target on an alias named by depth (a subquery nested in
+        another on the same table needs another name; siblings can share one), and the
+        alias of the link's child table for a list link. Built once: aliases of wide tables
+        are costly to set up."""
+        found = self._related.get(rel.name)
+        if found is not None:
+            return found
+        dialect = "sqlite" if self.sqlite else "postgresql"
+        target: Any = related_entity(rel)  # a class is hashable (mypy cannot tell)
+        layout = _layout_of(target, self.layout.table.metadata, dialect)
+        depth = self.depth + 1
+        other = layout.table.alias(f"{layout.table.name}_r{depth}")
+        inner = FilterCompiler(layout, dialect, self.fold_collation, table=other, depth=depth)
+        child = None
+        if not rel.belongs:
+            info = field_info(layout.entity, rel.field)
+            if info.is_list:
+                table = layout.children[info.column]
+                child = table.alias(f"{table.name}_r{depth}")
+        found = self._related[rel.name] = (inner, child)
+        return found
 
     def visit_eq(self, target: _Target, value: Any) -> Clause:
         """``field == value``."""
@@ -366,11 +484,19 @@ class FilterCompiler:
 
     # --- custom (JSON) fields ----------------------------------------------------------------
 
-    def _path(self, target: _Custom) -> str:
-        return f'$."{target.key}"'
+    # Keys and JSON type names are rendered as SQL literals, not bound parameters: an
+    # expression index (``crm.schema.define_field(..., indexed=True)``) only matches a
+    # query whose expression is textually the same. Keys are checked to be letters,
+    # digits, "_" and "-" (``check_key``), so they cannot break out of the literal.
+
+    def _path(self, target: _Custom) -> Clause:
+        return _sql_text(f'$."{target.key}"')
+
+    def _key(self, target: _Custom) -> Clause:
+        return _sql_text(target.key)
 
     def _json(self, target: _Custom) -> Clause:
-        result: Clause = target.column.op("->", return_type=JSONB())(target.key)
+        result: Clause = target.column.op("->", return_type=JSONB())(self._key(target))
         return result
 
     def _custom_type(self, target: _Custom) -> Clause:
@@ -381,14 +507,14 @@ class FilterCompiler:
         return result
 
     def _custom_type_is(self, target: _Custom, json_type: str) -> Clause:
-        result: Clause = self._custom_type(target) == json_type
+        result: Clause = self._custom_type(target) == _sql_text(json_type)
         return result
 
     def _custom_is(self, target: _Custom, kind: str) -> Clause:
         typ = self._custom_type(target)
         if self.sqlite:
-            return typ.in_(_SQLITE_KINDS[kind])
-        result: Clause = typ == _PG_KINDS[kind]
+            return typ.in_([_sql_text(k) for k in _SQLITE_KINDS[kind]])
+        result: Clause = typ == _sql_text(_PG_KINDS[kind])
         return result
 
     def _custom_value(self, target: _Custom, kind: str) -> Clause:
@@ -396,7 +522,7 @@ class FilterCompiler:
         if self.sqlite:
             result: Clause = sa.func.json_extract(target.column, self._path(target))
             return result
-        text: Clause = target.column.op("->>", return_type=sa.Text())(target.key)
+        text: Clause = target.column.op("->>", return_type=sa.Text())(self._key(target))
         if kind == "text":
             return sa.case((self._custom_is(target, "text"), text)).collate("C")
         cast_to: Any = sa.Numeric() if kind == _NUMBER else sa.Boolean()

@@ -228,6 +228,8 @@ def _plain(value: Any) -> Any:
         return value.isoformat()
     if isinstance(value, tuple):
         return [_plain(v) for v in value]
+    if attrs.has(type(value)):  # a value object inside one (an order line's Money)
+        return _object_to_json(value)
     return value
 
 

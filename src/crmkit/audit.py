@@ -1,0 +1,392 @@
+"""The audit trail: one entry per write of any record, in the write's transaction.
+
+Every write through a repository (``add``, ``add_many``, ``update``, ``delete``, and so
+every service, import, merge and user view built on them) appends an
+:class:`~crmkit.entities.AuditEntry` to ``audit_log`` in the same transaction as the change:
+the collection and id of the record, the action, the names of the changed fields
+(``changed``), their old and new values (``changes``:
+``{"field": {"old": <json>, "new": <json>}}``), the acting user and reason
+(:meth:`crmkit.CRM.acting`) and the time. Creates record the fields they set (``old`` is
+``None``), deletes the fields the record had (``new`` is ``None``). Bulk writes insert their
+entries in bulk, one statement per batch. The ``audit_log`` collection itself is not
+audited.
+
+Read it with ``crm.audit.history(record_id)`` (newest first) and
+``crm.audit.field_history(record_id, "amount")`` (who changed this deal's amount, and when).
+A user view (``crm.as_user(...).audit``) shows only the history of records the user can
+read, without the fields hidden from them.
+
+``crm.audit.enabled = False`` switches the trail off for this CRM (a bulk load whose
+provenance is recorded elsewhere); it is on by default.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import operator
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from crmkit.entities import AuditAction, AuditEntry, FrozenDict
+from crmkit.entities import _fields as f
+from crmkit.entities._base import stamped
+from crmkit.errors import NotFound, ValidationError
+from crmkit.ids import new_id
+from crmkit.query import Expr, F
+
+if TYPE_CHECKING:
+    from crmkit.crm import CRM
+    from crmkit.permissions import UserView
+
+__all__ = ["AuditTrail", "FieldChange", "ScopedAuditTrail", "json_safe"]
+
+_STORAGE_FIELDS = frozenset({"id", "version", "created_at", "updated_at"})
+_UNSET = object()
+
+
+@attrs.frozen
+class _Shape:
+    """The audited fields of an entity type: names, defaults (``_UNSET`` when required)
+    and one C-level getter of all their values (this runs for every record written)."""
+
+    names: tuple[str, ...]
+    defaults: tuple[Any, ...]
+    values: Callable[[Any], tuple[Any, ...]]
+
+    @classmethod
+    def of(cls, entity_type: type[Any]) -> _Shape:
+        shape = _SHAPES.get(entity_type)
+        if shape is None:
+            names, defaults = [], []
+            for a in attrs.fields(entity_type):
+                if a.name in _STORAGE_FIELDS:
+                    continue
+                if a.default is attrs.NOTHING:
+                    default: Any = _UNSET
+                elif isinstance(a.default, attrs.Factory):  # type: ignore[arg-type]
+                    default = a.default.factory()
+                else:
+                    default = a.default
+                names.append(a.name)
+                defaults.append(default)
+            getter = operator.attrgetter(*names)
+            values = getter if len(names) > 1 else lambda e: (getter(e),)
+            shape = _SHAPES[entity_type] = cls(tuple(names), tuple(defaults), values)
+        return shape
+
+
+_SHAPES: dict[type[Any], _Shape] = {}
+
+
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` as JSON data, in the frozen form entities hold (``FrozenDict`` objects,
+    tuples for arrays): datetimes and dates as ISO text, decimals as text, enums as their
+    value, durations as seconds, value objects and mappings as objects."""
+    kind = type(value)
+    if kind in _PLAIN:  # the common case first: this runs for every field of every write
+        return value
+    if kind is tuple:
+        return tuple(v if type(v) in _PLAIN else json_safe(v) for v in value)
+    if isinstance(value, enum.Enum):
+        return json_safe(value.value)
+    if isinstance(value, str | bool | int | float):
+        return value
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, dt.timedelta):
+        return value.total_seconds()
+    if isinstance(value, Mapping):
+        return FrozenDict(
+            {str(k): v if type(v) in _PLAIN else json_safe(v) for k, v in value.items()}
+        )
+    if isinstance(value, list | tuple | set | frozenset):
+        return tuple(json_safe(v) for v in value)
+    if attrs.has(kind):
+        return FrozenDict({a.name: json_safe(getattr(value, a.name)) for a in attrs.fields(kind)})
+    return str(value)
+
+
+def diff(new: Any | None, old: Any | None) -> dict[str, FrozenDict]:
+    """The changed fields of a write as ``{"field": {"old": ..., "new": ...}}`` (JSON-safe).
+
+    ``old`` is ``None`` for a create (fields differing from their defaults), ``new`` for a
+    delete (every field the record had set).
+    """
+    if new is None and old is None:
+        return {}
+    out: dict[str, FrozenDict] = {}
+    record = new if new is not None else old
+    shape = _Shape.of(type(record))
+    if new is not None and old is not None:
+        for name, before, after in zip(
+            shape.names, shape.values(old), shape.values(new), strict=True
+        ):
+            if before is not after and before != after:
+                out[name] = FrozenDict({"old": json_safe(before), "new": json_safe(after)})
+        return out
+    for name, value, default in zip(shape.names, shape.values(record), shape.defaults, strict=True):
+        if default is not _UNSET and (value is default or value == default):
+            continue
+        safe = json_safe(value)
+        out[name] = FrozenDict(
+            {"old": None, "new": safe} if new is not None else {"old": safe, "new": None}
+        )
+    return out
+
+
+@attrs.frozen
+class FieldChange:
+    """One change of one field: when, by whom, why, and the old and new values."""
+
+    at: dt.datetime
+    actor_id: str | None
+    reason: str | None
+    action: AuditAction
+    old: Any
+    new: Any
+    entry_id: str
+
+
+_ENTRY_FIELDS = frozenset(a.name for a in attrs.fields(AuditEntry))
+
+
+def _entry(**values: Any) -> AuditEntry:
+    """An ``AuditEntry`` of values already in their stored form, without re-validating them.
+
+    Falls back to the validating constructor if the entity's fields differ from ``values``.
+    """
+    if values.keys() != _ENTRY_FIELDS:
+        return stamped(
+            AuditEntry(**{k: v for k, v in values.items() if k not in _STORAGE_FIELDS}),
+            id=values["id"],
+            version=1,
+            created_at=values["created_at"],
+            updated_at=values["updated_at"],
+        )
+    entry = object.__new__(AuditEntry)
+    for name, value in values.items():
+        object.__setattr__(entry, name, value)
+    return entry
+
+
+class AuditTrail:
+    """``crm.audit``: writes the audit entries of every write and reads them back."""
+
+    def __init__(self, crm: CRM) -> None:
+        self._crm = crm
+        #: Whether writes append audit entries (default ``True``); switch off only for a bulk
+        #: load whose provenance is recorded elsewhere.
+        self.enabled = True
+
+    def __repr__(self) -> str:
+        return f"<AuditTrail of {self._crm!r}{'' if self.enabled else ' (off)'}>"
+
+    def active(self, collection: str) -> bool:
+        """Whether writes to ``collection`` are audited now."""
+        return self.enabled and collection != AuditEntry.collection
+
+    def record(
+        self,
+        collection: str,
+        action: AuditAction,
+        writes: Iterable[tuple[Any | None, Any | None]],
+        *,
+        at: dt.datetime | None = None,
+    ) -> None:
+        """Append one entry per ``(new, old)`` pair of records written to ``collection``
+        (``old`` is ``None`` for a create, ``new`` for a delete), in one bulk insert.
+
+        The entries' time is ``at`` when given (a record restored from a snapshot keeps its
+        old ``updated_at``), else the new record's ``updated_at``, else the clock's. Called
+        by repositories inside the write's transaction.
+        """
+        if not self.active(collection):
+            return
+        crm = self._crm
+        now: dt.datetime | None = None  # asked of the clock only for deletes
+        actor, reason = crm.acting_user, crm.acting_reason
+        # checked once for the whole batch: every entry below is built from values that are
+        # valid already (stored records, the clock), skipping attrs' per-field conversion,
+        # which would otherwise cost more than the write being audited
+        if actor is not None:
+            actor = f.to_id(actor, "audit_entry.actor_id")
+        if reason is not None:
+            reason = f.to_text(reason, "audit_entry.reason", max_length=2000)
+        entries = []
+        for new, old in writes:
+            changes = diff(new, old)
+            record = new if new is not None else old
+            assert record is not None
+            # the write's own time (``updated_at``) when it has one, so they agree exactly
+            when = at or getattr(new, "updated_at", None)
+            if when is None:
+                now = when = now or crm.now()
+            entries.append(
+                _entry(
+                    id=new_id(),
+                    version=1,
+                    created_at=when,
+                    updated_at=when,
+                    record_collection=collection,
+                    record_id=record.id,
+                    action=action,
+                    changed=tuple(changes),
+                    actor_id=actor,
+                    at=when,
+                    reason=reason,
+                    changes=FrozenDict(changes),
+                )
+            )
+        if entries:
+            crm.audit_log._store.insert(entries)
+
+    # --- reads ----------------------------------------------------------------------------
+
+    def history(
+        self,
+        record_id: str,
+        *,
+        collection: str | None = None,
+        limit: int | None = 100,
+        before: dt.datetime | None = None,
+    ) -> list[AuditEntry]:
+        """The audit entries of one record, newest first.
+
+        ``collection`` narrows to one collection (ids are unique across collections, so it
+        is rarely needed); ``before`` keeps entries strictly older than that time (page
+        backwards by passing the last entry's ``at``); ``limit`` caps the count (``None``:
+        all).
+        """
+        if not isinstance(record_id, str) or not record_id:
+            raise ValidationError("record_id", record_id, "must be a record id")
+        where: Expr = F.record_id == record_id
+        if collection is not None:
+            self._crm.repository(collection)  # raises for an unknown collection
+            where = where & (F.record_collection == collection)
+        if before is not None:
+            where = where & (F.at < before)
+        return self._crm.audit_log.find(where, order_by=["-at", "-id"], limit=limit)
+
+    def field_history(
+        self, record_id: str, field: str, *, collection: str | None = None
+    ) -> list[FieldChange]:
+        """Every change of one field of a record, newest first: who changed it, when, from
+        what to what ("who changed this deal's amount and when").
+
+        ``field`` is a field name (``"amount"``) or a custom key (``"custom.tier"``).
+        """
+        top, _, key = field.partition(".")
+        changes = []
+        for entry in self.history(record_id, collection=collection, limit=None):
+            if top not in entry.changed:
+                continue
+            change = entry.changes[top]
+            old, new = _thaw(change.get("old")), _thaw(change.get("new"))
+            if key:
+                old = old.get(key) if isinstance(old, dict) else None
+                new = new.get(key) if isinstance(new, dict) else None
+                if old == new:
+                    continue
+            changes.append(
+                FieldChange(
+                    at=entry.at,
+                    actor_id=entry.actor_id,
+                    reason=entry.reason,
+                    action=entry.action,
+                    old=old,
+                    new=new,
+                    entry_id=entry.id or "",
+                )
+            )
+        return changes
+
+
+def _thaw(value: Any) -> Any:
+    from crmkit.entities._fields import thaw
+
+    return thaw(value)
+
+
+class ScopedAuditTrail:
+    """``view.audit``: the audit history of the records one user can read, without the
+    fields hidden from them."""
+
+    def __init__(self, view: UserView) -> None:
+        self._view = view
+
+    def __repr__(self) -> str:
+        return f"<ScopedAuditTrail of {self._view!r}>"
+
+    def _check(self, record_id: str, collection: str | None) -> str:
+        """The record's collection, if the user can read the record; else ``NotFound``."""
+        trail = self._view.crm.audit
+        if collection is None:
+            latest = trail.history(record_id, limit=1)
+            if not latest:
+                raise NotFound("audit_log", record_id)
+            collection = latest[0].record_collection
+        try:
+            self._view.repository(collection).get(record_id)
+        except ValidationError:
+            raise NotFound(collection, record_id) from None
+        return collection
+
+    def history(
+        self,
+        record_id: str,
+        *,
+        collection: str | None = None,
+        limit: int | None = 100,
+        before: dt.datetime | None = None,
+    ) -> list[AuditEntry]:
+        """Like :meth:`AuditTrail.history`, for a record this user can read (``NotFound``
+        otherwise); hidden fields are left out of ``changed`` and ``changes``."""
+        collection = self._check(record_id, collection)
+        entries = self._view.crm.audit.history(
+            record_id, collection=collection, limit=limit, before=before
+        )
+        hidden = self._view.grants.hidden_fields(collection)
+        return [_mask(e, hidden) for e in entries] if hidden else entries
+
+    def field_history(
+        self, record_id: str, field: str, *, collection: str | None = None
+    ) -> list[FieldChange]:
+        """Like :meth:`AuditTrail.field_history`; a hidden field raises
+        ``PermissionDenied``."""
+        from crmkit.errors import PermissionDenied
+
+        collection = self._check(record_id, collection)
+        hidden = self._view.grants.hidden_fields(collection)
+        top = field.partition(".")[0]
+        if field in hidden or top in hidden:
+            raise PermissionDenied(f"{collection}.{field} is hidden from this user")
+        return self._view.crm.audit.field_history(record_id, field, collection=collection)
+
+
+def _mask(entry: AuditEntry, hidden: Sequence[str] | frozenset[str]) -> AuditEntry:
+    """``entry`` without the hidden fields (``custom.salary`` drops one key of ``custom``)."""
+    changes = _thaw(entry.changes)
+    for path in hidden:
+        top, _, key = path.partition(".")
+        if top not in changes:
+            continue
+        if not key:
+            del changes[top]
+            continue
+        for side in ("old", "new"):
+            value = changes[top].get(side)
+            if isinstance(value, dict):
+                value.pop(key, None)
+        if changes[top]["old"] == changes[top]["new"]:
+            del changes[top]
+    changed = tuple(n for n in entry.changed if n in changes)
+    return attrs.evolve(entry, changed=changed, changes=changes)

@@ -1,0 +1,663 @@
+"""Privacy: export everything about a person, erase it, and keep it from coming back.
+
+Fields that hold personal data carry a sensitivity tag (``"personal"`` or ``"sensitive"``,
+:func:`sensitivity_of`) on the entity classes: a contact's names, emails, phones, title,
+address, custom fields and external ids, an interaction's subject and body, a ticket's and
+a task's description. Custom fields follow their definitions in ``crm.schema`` when the
+CRM has one (a definition with ``sensitivity=None`` is not personal); without definitions
+every custom field of a contact counts as personal.
+
+``crm.privacy.export(contact_id)`` returns one JSON-serializable document with everything
+the CRM holds about the person: the contact, its account links, and the interactions,
+tasks, tickets, deals and campaign memberships linked to it, the audit entries of all
+those records, the merge records that involved the contact and the static segments
+listing it.
+
+``crm.privacy.erase(contact_id)``, in one transaction:
+
+- turns the contact into an anonymous tombstone (``erased_at`` set, every personal field
+  emptied) so deals, tickets and links keep pointing at a record;
+- empties the personal fields of interactions where the person is the only participant,
+  and elsewhere (other interactions, tasks, tickets, deals, stage-change reasons, segment
+  rules) replaces the person's email addresses, phone numbers and names by
+  ``[erased]``, including interactions that only mention them in their text;
+- removes the personal values from the audit entries of every record touched (the
+  ``changes`` of personal fields lose their old and new values; the fact that a field
+  changed stays) and from merge snapshots (the duplicates folded into the contact are the
+  same person: their addresses and numbers are erased too);
+- drops the contact from static segment snapshots;
+- suppresses every email address and phone number of the person: only a keyed hash is
+  stored (:class:`~crmkit.entities.Suppression`), and adding or importing a contact with
+  one of them raises :class:`crmkit.Suppressed` (imports report the row as rejected).
+
+Business facts stay: a deal's amount and stage, an account's name, a ticket's status.
+Backends rewrite their indexes with the rows; on SQLite crmkit turns on
+``secure_delete`` and checkpoints the write-ahead log after an erasure, so the old bytes
+are overwritten. PostgreSQL keeps dead row versions until ``VACUUM`` and MongoDB's storage
+engine until it reuses the space: run those after erasures where that matters.
+
+The suppression key: HMAC-SHA256 with the CRM's privacy key. Pass one to
+``crmkit.connect(url, privacy_key=...)`` (bytes or text, from your secret store) so that
+the database alone does not allow testing guesses against the hashes. Without it crmkit
+generates a random key on the first erasure and keeps it in the ``suppressions``
+collection (a record of kind ``key``): the hashes still never reveal a value, but someone
+holding the whole database can check a guess.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from crmkit.dedupe.snapshot import to_document
+from crmkit.entities import (
+    AccountContact,
+    AuditEntry,
+    CampaignMember,
+    Contact,
+    Deal,
+    Entity,
+    FrozenDict,
+    Interaction,
+    MergeRecord,
+    Segment,
+    SegmentKind,
+    StageChange,
+    Suppression,
+    SuppressionKind,
+    Task,
+    Ticket,
+)
+from crmkit.entities._base import stamped
+from crmkit.entities._fields import sensitivity_of
+from crmkit.errors import CRMError, Suppressed, ValidationError
+from crmkit.query import F, Query
+
+if TYPE_CHECKING:
+    from crmkit.crm import CRM
+
+__all__ = ["ERASED", "KEY_ID", "Privacy", "personal_fields", "sensitivity_of"]
+
+#: What erased text is replaced by.
+ERASED = "[erased]"
+#: Suppression lists up to this size are read once per transaction by bulk writes.
+CACHE_LIMIT = 50_000
+#: The id of the generated privacy key's record in ``suppressions``.
+KEY_ID = "privacy-key"
+_BATCH = 500
+
+
+_MACS: dict[bytes, hmac.HMAC] = {}
+
+
+def personal_fields(entity: type[Entity]) -> dict[str, str]:
+    """The tagged fields of an entity type: field name -> ``"personal"``/``"sensitive"``."""
+    out: dict[str, str] = {}
+    for a in attrs.fields(entity):
+        tag = sensitivity_of(a)
+        if tag is not None:
+            out[a.name] = tag
+    return out
+
+
+def _chunks(ids: Iterable[str]) -> Iterator[list[str]]:
+    items = sorted(set(ids))
+    for i in range(0, len(items), _BATCH):
+        yield items[i : i + _BATCH]
+
+
+class _Redactor:
+    """Replaces a person's identifiers in text and JSON documents.
+
+    Hand-written (a few regular expressions) because what counts as "the person" here is
+    crmkit's own data: their emails, E.164 phones (also written with spaces, dashes or
+    parentheses between digits) and names (whole words, any case).
+    """
+
+    def __init__(
+        self,
+        emails: Iterable[str],
+        phones: Iterable[str],
+        names: Iterable[str],
+        person: str | None = None,
+    ):
+        #: The erased contact's id: embedded values linked to it (an email's participant)
+        #: lose their personal fields entirely.
+        self.person = person
+        parts: list[str] = [re.escape(e) for e in sorted(set(emails), key=len, reverse=True)]
+        for phone in sorted(set(phones)):
+            digits = [d for d in phone if d.isdigit()]
+            if len(digits) >= 5:
+                parts.append(r"\+?" + r"[\s\-.()]*".join(digits))
+        words = sorted({n for n in names if n and len(n) >= 2}, key=len, reverse=True)
+        parts += [r"\b" + re.escape(n) + r"\b" for n in words]
+        self._pattern = re.compile("|".join(parts), re.IGNORECASE) if parts else None
+
+    def text(self, value: str) -> str:
+        """``value`` with every identifier replaced by ``[erased]``."""
+        if self._pattern is None:
+            return value
+        return self._pattern.sub(ERASED, value)
+
+    def deep(self, value: Any) -> Any:
+        """A JSON-like value (frozen or plain) with identifiers redacted at every level."""
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, Mapping):
+            return {k: self.deep(v) for k, v in value.items()}
+        if isinstance(value, tuple):
+            return tuple(self.deep(v) for v in value)
+        if isinstance(value, list):
+            return [self.deep(v) for v in value]
+        return value
+
+
+def _empty(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return ()
+    if isinstance(value, FrozenDict):
+        return FrozenDict()
+    return None
+
+
+class Privacy:
+    """Export and erasure of a person's data, and the suppression list (``crm.privacy``).
+
+    See the module documentation for what is covered.
+    """
+
+    def __init__(self, crm: CRM, *, key: bytes | str | None = None) -> None:
+        self._crm = crm
+        self._key: bytes | None = key.encode() if isinstance(key, str) else key
+        # per thread: (the open transaction's event list, its key, the digests it has seen)
+        self._local = threading.local()
+        if self._key is not None and len(self._key) < 16:
+            raise ValidationError("privacy_key", "…", "must be at least 16 bytes long")
+
+    # --- suppression ------------------------------------------------------------------
+
+    # Suppression records are keyed by their digest (and the generated key by a fixed id)
+    # and read with the store's primary-key lookups: the check on every contact write is
+    # one indexed read, and it needs neither a filter nor the clock.
+
+    def _store(self) -> Any:
+        return self._crm.backend.store(Suppression)
+
+    def _insert(self, records: list[Suppression]) -> None:
+        now = self._crm.now()
+        self._store().insert(
+            [
+                stamped(
+                    r,
+                    id=r.digest if r.kind is not SuppressionKind.KEY else KEY_ID,
+                    version=1,
+                    created_at=now,
+                    updated_at=now,
+                )
+                for r in records
+            ]
+        )
+
+    def _stored_key(self, *, create: bool) -> bytes | None:
+        if self._key is not None:
+            return self._key
+        pending = getattr(self._crm._local, "pending", None)
+        cached = getattr(self._local, "key", None)
+        if pending is not None and cached is not None and cached[0] is pending:
+            cached_key: bytes | None = cached[1]
+            if cached_key is not None or not create:
+                return cached_key
+        found = self._store().get_many([KEY_ID])
+        if found:
+            record = found[0]
+        elif not create:
+            if pending is not None:  # no key yet: nothing is suppressed in this transaction
+                self._local.key = (pending, None)
+            return None
+        else:
+            record = Suppression(
+                kind=SuppressionKind.KEY, digest=secrets.token_hex(32), reason="privacy key"
+            )
+            self._insert([record])
+        key = bytes.fromhex(record.digest)
+        if pending is not None:
+            self._local.key = (pending, key)
+        elif found:  # a key read or made in a transaction is kept only for it: it may roll back
+            self._key = key
+        return key
+
+    def _in_transaction(self) -> bool:
+        return getattr(self._crm._local, "pending", None) is not None
+
+    def _transaction_digests(self, *, load: bool = True) -> set[str] | None:
+        """From the second contact check of a transaction on (a bulk write: every
+        ``add_many`` runs in one), the whole suppression list, read once, so that each row
+        is checked in memory instead of by one query per row. The first check of a
+        transaction (a single add or update) and lists longer than :data:`CACHE_LIMIT` are
+        checked with a primary-key read. ``None`` means: read the store."""
+        pending = getattr(self._crm._local, "pending", None)
+        if pending is None:
+            return None
+        cached = getattr(self._local, "cache", None)
+        # the transaction's own list object identifies it (kept alive here, so its
+        # identity cannot be reused by a later transaction)
+        if cached is None or cached[0] is not pending:
+            if load:
+                self._local.cache = (pending, "first")
+            return None
+        state = cached[1]
+        if isinstance(state, set):
+            return state
+        if state == "first" and load:
+            store = self._store()
+            state = "large"
+            if store.count(None) <= CACHE_LIMIT:
+                state = {r.id or "" for r in store.iterate(Query(), 5000)}
+            self._local.cache = (pending, state)
+            return state if isinstance(state, set) else None
+        return None
+
+    @staticmethod
+    def _normalized(kind: SuppressionKind, value: str) -> str:
+        return value.strip().lower() if kind is SuppressionKind.EMAIL else value.strip()
+
+    @staticmethod
+    def _mac(key: bytes) -> hmac.HMAC:
+        """The keyed HMAC state, prepared once per key and copied per value."""
+        mac = _MACS[key] = hmac.new(key, digestmod=hashlib.sha256)
+        return mac
+
+    def digest(self, kind: SuppressionKind | str, value: str, *, key: bytes) -> str:
+        """The keyed hash stored for ``value`` (an email or E.164 phone)."""
+        kind = SuppressionKind(kind)
+        message = f"{kind.value}:{self._normalized(kind, value)}".encode()
+        mac = (_MACS.get(key) or self._mac(key)).copy()
+        mac.update(message)
+        return mac.hexdigest()
+
+    def suppress(self, *, emails: Iterable[str] = (), phones: Iterable[str] = ()) -> int:
+        """Add email addresses and phone numbers to the suppression list (idempotent).
+
+        Values are normalized like a contact's. Returns how many new entries were stored.
+        """
+        norm = self._crm.normalizer
+        with self._crm.transaction():
+            key = self._stored_key(create=True)
+            assert key is not None
+            wanted: dict[str, SuppressionKind] = {}
+            for e in emails:
+                wanted[self.digest("email", norm.email(e), key=key)] = SuppressionKind.EMAIL
+            for p in phones:
+                wanted[self.digest("phone", norm.phone(p), key=key)] = SuppressionKind.PHONE
+            if not wanted:
+                return 0
+            have = {x.id for x in self._store().get_many(list(wanted))}
+            now = self._crm.now()
+            new = [
+                Suppression(kind=k, digest=d, reason="erased", at=now)
+                for d, k in wanted.items()
+                if d not in have
+            ]
+            self._insert(new)
+            known = self._transaction_digests(load=False)
+            if known is not None:
+                known.update(r.digest for r in new)
+        return len(new)
+
+    def is_suppressed(self, value: str) -> bool:
+        """True when an email address or phone number is on the suppression list."""
+        key = self._stored_key(create=False)
+        if key is None:
+            return False
+        kind = SuppressionKind.EMAIL if "@" in value else SuppressionKind.PHONE
+        norm = self._crm.normalizer
+        try:
+            plain = norm.email(value) if kind is SuppressionKind.EMAIL else norm.phone(value)
+        except ValidationError:
+            return False
+        return bool(self._store().get_many([self.digest(kind, plain, key=key)]))
+
+    def __call__(self, entity: Any, previous: Any | None, /) -> Any:
+        """Write hook: refuse a contact carrying a suppressed email address or phone number."""
+        if type(entity) is not Contact or not (entity.emails or entity.phones):
+            return entity
+        # the hot path of every contact write: values are already normalized here (the
+        # normalizer runs first), so the keyed hash is computed directly
+        old = () if previous is None else (*previous.emails, *previous.phones)
+        values = [("email", e) for e in entity.emails if e not in old]
+        values += [("phone", p) for p in entity.phones if p not in old]
+        if not values:
+            return entity
+        key = self._stored_key(create=False)
+        if key is None:
+            return entity
+        base = _MACS.get(key) or self._mac(key)
+        digests: dict[str, tuple[str, str]] = {}
+        for kind, v in values:
+            mac = base.copy()
+            mac.update(f"{kind}:{v}".encode())
+            digests[mac.hexdigest()] = (kind, v)
+        known = self._transaction_digests()
+        if known is not None:
+            hit = next((d for d in digests if d in known), None)
+        else:
+            found = self._store().get_many(list(digests))
+            hit = found[0].digest if found else None
+        if hit is not None:
+            kind, value = digests[hit]
+            field = "contact.emails" if kind == "email" else "contact.phones"
+            raise Suppressed(field, value, "belongs to an erased person and may not be added again")
+        return entity
+
+    # --- export -----------------------------------------------------------------------
+
+    def _custom_tags(self, collection: str) -> dict[str, str | None] | None:
+        schema = getattr(self._crm, "schema", None)
+        if schema is None:
+            return None
+        try:
+            defs = schema.fields(collection)
+        except CRMError:  # no definitions for this collection
+            return None
+        return {d.name: getattr(d, "sensitivity", "personal") for d in defs}
+
+    def _related(self, contact_id: str) -> dict[str, list[Any]]:
+        crm = self._crm
+        return {
+            "account_links": crm.account_contacts.find(F.contact_id == contact_id),
+            "interactions": list(crm.interactions.iterate(F.contact_ids.contains(contact_id))),
+            "tasks": list(crm.tasks.iterate(F.contact_id == contact_id)),
+            "tickets": list(crm.tickets.iterate(F.contact_id == contact_id)),
+            "deals": list(crm.deals.iterate(F.contact_ids.contains(contact_id))),
+            "campaign_memberships": crm.campaign_members.find(F.contact_id == contact_id),
+            "merges": crm.repository(MergeRecord).find(
+                (F.survivor_id == contact_id) | F.merged_ids.contains(contact_id)
+            ),
+        }
+
+    def _audit(self, ids: Iterable[str]) -> list[AuditEntry]:
+        out: list[AuditEntry] = []
+        for chunk in _chunks(ids):
+            out += self._crm.audit_log.find(F.record_id.in_(chunk), order_by="at")
+        return out
+
+    def export(self, contact_id: str) -> dict[str, Any]:
+        """Everything the CRM holds about a person, as one JSON-serializable document.
+
+        Keys: ``contact``, ``account_links``, ``accounts`` (the linked accounts),
+        ``interactions``, ``tasks``, ``tickets``, ``deals``, ``campaign_memberships``,
+        ``audit_entries`` (of the contact and every record listed), ``merges`` (with their
+        snapshots), ``segments`` (static segments listing the contact), ``exported_at``.
+        Raises ``NotFound`` for an unknown contact.
+        """
+        crm = self._crm
+        contact = crm.contacts.get(contact_id)
+        related = self._related(contact_id)
+        account_ids = {x.account_id for x in related["account_links"]}
+        if contact.account_id:
+            account_ids.add(contact.account_id)
+        records = [r for rows in related.values() for r in rows]
+        merged = [i for m in related["merges"] for i in m.merged_ids]
+        audit = self._audit([contact_id, *merged, *(r.id or "" for r in records)])
+        segments = crm.segments.find(
+            (F.kind == SegmentKind.STATIC) & F.member_ids.contains(contact_id)
+        )
+        doc: dict[str, Any] = {"contact": to_document(contact)}
+        doc["accounts"] = [to_document(a) for a in crm.accounts.get_many(sorted(account_ids))]
+        for name, rows in related.items():
+            doc[name] = [to_document(r) for r in rows]
+        doc["audit_entries"] = [to_document(a) for a in audit]
+        doc["segments"] = [
+            {"id": s.id, "name": s.name, "snapshot_at": to_document(s).get("snapshot_at")}
+            for s in segments
+        ]
+        doc["exported_at"] = crm.now().isoformat()
+        return doc
+
+    # --- erasure ----------------------------------------------------------------------
+
+    def erase(self, contact_id: str, *, reason: str | None = None) -> Contact:
+        """Erase a person's personal data everywhere, all or nothing; returns the tombstone.
+
+        See the module documentation for what is erased and what stays. Erasing an
+        already erased contact erases what was added since. Raises ``NotFound``.
+        """
+        crm = self._crm
+        with crm.transaction(), crm.acting(crm.acting_user, reason=reason or "erasure"):
+            contact = crm.contacts.get(contact_id)
+            related = self._related(contact_id)
+            emails, phones = set(contact.emails), set(contact.phones)
+            names = {contact.first_name or "", contact.last_name or "", contact.name}
+            for merge in related["merges"]:
+                self._identifiers(merge.snapshot, emails, phones, names)
+            for item in related["interactions"]:
+                for who in getattr(item, "participants", ()):
+                    if getattr(who, "contact_id", None) == contact_id:
+                        emails.add(getattr(who, "address", "") or "")
+                        names.add(getattr(who, "name", "") or "")
+            emails.discard("")
+            redactor = _Redactor(emails, phones, names, contact_id)
+            # the duplicates merged into the contact were the same person (their records
+            # are gone; their audit entries are not)
+            merged = {i for m in related["merges"] for i in (m.survivor_id, *m.merged_ids)}
+            touched: dict[str, set[str]] = {"contacts": {contact_id} | merged}
+
+            def touch(collection: str, entity: Entity) -> None:
+                touched.setdefault(collection, set()).add(entity.id or "")
+
+            # mentions of the person in interactions they are not linked to
+            mention = None
+            for term in sorted(emails | phones):
+                part = F.body.contains(term) | F.subject.contains(term)
+                mention = part if mention is None else mention | part
+            linked = {i.id for i in related["interactions"]}
+            mentions = [] if mention is None else crm.interactions.find(mention)
+            for item in related["interactions"] + [m for m in mentions if m.id not in linked]:
+                wipe = item.contact_ids == (contact_id,)
+                self._rewrite(crm.interactions, item, redactor, wipe=wipe)
+                touch("interactions", item)
+            for name in ("tasks", "tickets", "deals", "account_links", "campaign_memberships"):
+                repo = crm.repository(_TYPES[name])
+                for record in related[name]:
+                    self._rewrite(repo, record, redactor, wipe=False)
+                    touch(repo.entity.collection, record)
+            for change in self._stage_changes(touched):
+                self._rewrite(crm.stage_changes, change, redactor, wipe=False)
+            for merge in related["merges"]:
+                snapshot = self._erase_document(merge.snapshot, redactor)
+                crm.repository(MergeRecord).update(attrs.evolve(merge, snapshot=snapshot))
+                touch("merges", merge)
+            for segment in crm.segments.iterate():
+                members = tuple(m for m in segment.member_ids if m != contact_id)
+                rule = redactor.deep(segment.rule)
+                if members != segment.member_ids or rule != segment.rule:
+                    crm.segments.update(attrs.evolve(segment, member_ids=members, rule=rule))
+                    touch("segments", segment)
+            tombstone = self._tombstone(crm.contacts.get(contact_id), redactor)
+            tombstone = crm.contacts.update(tombstone)
+            self.suppress(emails=emails, phones=phones)
+            # last: the audit entries of every write above included
+            for collection, ids in touched.items():
+                self._scrub_audit(collection, ids, redactor)
+        self._purge_storage()
+        return tombstone
+
+    @staticmethod
+    def _identifiers(doc: Any, emails: set[str], phones: set[str], names: set[str]) -> None:
+        """Collect the identifiers of the contact documents in a merge snapshot."""
+        if isinstance(doc, Mapping):
+            if "emails" in doc or "phones" in doc:
+                emails.update(e for e in doc.get("emails") or () if isinstance(e, str))
+                phones.update(p for p in doc.get("phones") or () if isinstance(p, str))
+                for key in ("first_name", "last_name"):
+                    if isinstance(doc.get(key), str):
+                        names.add(doc[key])
+            for value in doc.values():
+                Privacy._identifiers(value, emails, phones, names)
+        elif isinstance(doc, list | tuple):
+            for value in doc:
+                Privacy._identifiers(value, emails, phones, names)
+
+    def _erase_document(self, doc: Any, redactor: _Redactor) -> Any:
+        """A merge snapshot with contact documents' personal fields emptied and redacted."""
+        personal = personal_fields(Contact)
+        if isinstance(doc, Mapping):
+            is_contact = "emails" in doc or "phones" in doc
+            out: dict[str, Any] = {}
+            for key, value in doc.items():
+                if is_contact and key in personal:
+                    out[key] = (
+                        []
+                        if isinstance(value, list | tuple)
+                        else ({} if isinstance(value, Mapping) else None)
+                    )
+                else:
+                    out[key] = self._erase_document(value, redactor)
+            return out
+        if isinstance(doc, list | tuple):
+            return [self._erase_document(v, redactor) for v in doc]
+        return redactor.deep(doc)
+
+    def _stage_changes(self, touched: Mapping[str, set[str]]) -> list[StageChange]:
+        out: list[StageChange] = []
+        for collection in ("deals", "tickets", "campaign_members"):
+            for chunk in _chunks(touched.get(collection, ())):
+                out += self._crm.stage_changes.find(
+                    (F.record_collection == collection) & F.record_id.in_(chunk)
+                )
+        return out
+
+    def _rewrite(self, repo: Any, record: Entity, redactor: _Redactor, *, wipe: bool) -> None:
+        """Store ``record`` with the person's identifiers redacted (personal fields emptied
+        when ``wipe``); nothing is written when nothing changes."""
+        current = repo.get(record.id)
+        personal = personal_fields(type(current))
+        changes: dict[str, Any] = {}
+        for a in attrs.fields(type(current)):
+            if a.name in ("id", "version", "created_at", "updated_at") or a.metadata.get("ref"):
+                continue
+            value = getattr(current, a.name)
+            if value is None:
+                continue
+            if wipe and a.name in personal and a.default is not attrs.NOTHING:
+                new = _empty(value)
+            elif wipe and a.name == "custom":
+                new = self._redact_value(
+                    self._keep_custom(repo.entity.collection, value, keep_undefined=True), redactor
+                )
+            else:
+                new = self._redact_value(value, redactor)
+            if new != value:
+                changes[a.name] = new
+        if changes:
+            repo.update(attrs.evolve(current, **changes))
+
+    def _redact_value(self, value: Any, redactor: _Redactor) -> Any:
+        if isinstance(value, str):
+            return redactor.text(value)
+        if isinstance(value, tuple):
+            if all(isinstance(v, str) for v in value):
+                return tuple(dict.fromkeys(redactor.text(v) for v in value))
+            return tuple(self._redact_value(v, redactor) for v in value)
+        if isinstance(value, Mapping):
+            return redactor.deep(value)
+        if attrs.has(type(value)):
+            linked = redactor.person is not None and (
+                getattr(value, "contact_id", None) == redactor.person
+            )
+            if linked:
+                wiped = {
+                    a.name: ERASED if a.default is attrs.NOTHING else None
+                    for a in attrs.fields(type(value))
+                    if sensitivity_of(a) is not None
+                }
+                value = attrs.evolve(value, **wiped)
+            changes = {
+                a.name: self._redact_value(getattr(value, a.name), redactor)
+                for a in attrs.fields(type(value))
+                if isinstance(getattr(value, a.name), str)
+            }
+            return attrs.evolve(value, **changes) if changes else value
+        return value
+
+    def _keep_custom(
+        self, collection: str, custom: Mapping[str, Any], *, keep_undefined: bool
+    ) -> FrozenDict:
+        """``custom`` without the fields defined as personal or sensitive (and without the
+        undefined ones unless ``keep_undefined``)."""
+        tags = self._custom_tags(collection) or {}
+        return FrozenDict(
+            {
+                k: v
+                for k, v in custom.items()
+                if (k in tags and tags[k] is None) or (k not in tags and keep_undefined)
+            }
+        )
+
+    def _tombstone(self, contact: Contact, redactor: _Redactor) -> Contact:
+        personal = personal_fields(Contact)
+        changes: dict[str, Any] = {
+            name: _empty(getattr(contact, name)) for name in personal if name != "custom"
+        }
+        changes["custom"] = self._redact_value(
+            self._keep_custom("contacts", contact.custom, keep_undefined=False), redactor
+        )
+        changes["tags"] = ()
+        changes["lead_source"] = None
+        changes["erased_at"] = contact.erased_at or self._crm.now()
+        return attrs.evolve(contact, **changes)
+
+    def _scrub_audit(self, collection: str, ids: Iterable[str], redactor: _Redactor) -> None:
+        entity = _COLLECTIONS.get(collection)
+        personal = set(personal_fields(entity)) if entity is not None else set()
+        tags = self._custom_tags(collection)
+        repo = self._crm.audit_log
+        for chunk in _chunks(ids):
+            where = (F.record_collection == collection) & F.record_id.in_(chunk)
+            for entry in repo.find(where):
+                changes: dict[str, Any] = {}
+                for field, change in (entry.changes or {}).items():
+                    root = field.split(".")[0]
+                    custom_key = (
+                        field.split(".", 1)[1] if root == "custom" and "." in field else None
+                    )
+                    is_personal = root in personal and (
+                        custom_key is None or tags is None or tags.get(custom_key, "p") is not None
+                    )
+                    if is_personal and isinstance(change, Mapping):
+                        changes[field] = dict.fromkeys(change)
+                    else:
+                        changes[field] = redactor.deep(change)
+                reason = redactor.text(entry.reason) if entry.reason else entry.reason
+                if changes != (entry.changes or {}) or reason != entry.reason:
+                    repo.update(attrs.evolve(entry, changes=changes, reason=reason))
+
+    def _purge_storage(self) -> None:
+        """Make the storage overwrite what was erased where it can (SQLite: checkpoint the
+        write-ahead log; ``secure_delete`` already zeroes freed space)."""
+        backend = self._crm.backend
+        engine = getattr(backend, "engine", None)
+        if engine is None or engine.dialect.name != "sqlite" or self._in_transaction():
+            return
+        with backend.reading() as conn:  # type: ignore[attr-defined]
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+_TYPES: dict[str, type[Entity]] = {
+    "tasks": Task,
+    "tickets": Ticket,
+    "deals": Deal,
+    "account_links": AccountContact,
+    "campaign_memberships": CampaignMember,
+}
+_COLLECTIONS: dict[str, type[Entity]] = {
+    t.collection: t
+    for t in (Contact, Interaction, Task, Ticket, Deal, AccountContact, CampaignMember, Segment)
+}

@@ -1,0 +1,363 @@
+"""Conformance tests of privacy (export, erasure, suppression) and contact-account links.
+
+The erasure test reads the backend's raw storage afterwards (:func:`raw_dump`) and checks
+that no byte of it still holds the person's email addresses, phone number or names.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import pathlib
+from decimal import Decimal
+from typing import Any
+
+import attrs
+import pytest
+
+import crmkit
+from crmkit import CRM, Account, Contact, Deal, Interaction, Role, Segment, Task, Ticket, User
+from crmkit.entities import (
+    Address,
+    AuditAction,
+    AuditEntry,
+    Campaign,
+    CampaignMember,
+    Consent,
+    InteractionKind,
+    LawfulBasis,
+    Money,
+    SegmentKind,
+)
+from crmkit.query import F
+
+__all__ = ["PrivacyConformance", "raw_dump"]
+
+EMAIL = "zyxwa.qorvath@example.org"
+OLD_EMAIL = "zq.private@old-mail.example"
+PHONE = "+442079460958"
+FIRST, LAST = "Zyxwa", "Qorvath"
+AT = dt.datetime(2024, 5, 1, 9, 30, tzinfo=dt.UTC)
+
+
+def raw_dump(crm: CRM) -> bytes:
+    """Every byte a CRM's backend stores, for tests that look for leftover data.
+
+    A backend may provide its own ``raw_dump() -> bytes`` method; otherwise crmkit's
+    backends are read directly: memory (every record, every index key, the undo log),
+    SQLite (the database file and its write-ahead log, or the serialized in-memory
+    database), PostgreSQL (every row of every crmkit table as text: dead row versions are
+    not visible to SQL, ``VACUUM`` removes them) and MongoDB (every document).
+    """
+    backend: Any = crm.backend
+    own = getattr(backend, "raw_dump", None)
+    if own is not None:
+        data: bytes = own()
+        return data
+    kind = type(backend).__name__
+    if kind == "MemoryBackend":
+        parts = []
+        for store in backend._stores.values():
+            parts += [repr(r) for r in store._rows.values()]
+            parts += [repr(list(index)) for index in store._indexes.values()]
+        parts.append(repr(getattr(backend._local, "log", None)))
+        return "\n".join(parts).encode()
+    if kind == "SqlBackend":
+        engine = backend.engine
+        if engine.dialect.name == "sqlite":
+            path = engine.url.database
+            with backend.reading() as conn:
+                if path and path != ":memory:":
+                    conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+                    files = [pathlib.Path(path), pathlib.Path(f"{path}-wal")]
+                    return b"".join(f.read_bytes() for f in files if f.exists())
+                raw: bytes = conn.connection.dbapi_connection.serialize()
+                return raw
+        out: list[str] = []
+        with backend.reading() as conn:
+            for table in backend.metadata.sorted_tables:
+                rows = conn.exec_driver_sql(f"SELECT t::text FROM {table.fullname} AS t")
+                out += [r[0] for r in rows]
+        return "\n".join(out).encode()
+    if kind == "MongoBackend":
+        db = backend.database
+        docs = [repr(d) for name in db.list_collection_names() for d in db[name].find()]
+        return "\n".join(docs).encode()
+    raise NotImplementedError(f"no raw dump for {kind}: give the backend a raw_dump() method")
+
+
+class PrivacyConformance:
+    """Privacy and relationship tests every backend must pass (mixed into the suite)."""
+
+    # --- contacts in several accounts ----------------------------------------------------
+
+    def test_privacy_links_keep_primary_in_sync(self, crm: CRM) -> None:
+        """A primary link sets ``account_id``; at most one link is primary."""
+        acme = crm.accounts.add(Account(name="Acme"))
+        board = crm.accounts.add(Account(name="Board Co"))
+        ada = crm.contacts.add(Contact(first_name="Ada", account_id=acme.id))
+        rel = crm.relationships
+        consultant = rel.link(ada.id or "", board.id or "", role="consultant")
+        assert not consultant.is_primary
+        rel.link(ada.id or "", acme.id or "", primary=True)
+        rel.link(ada.id or "", board.id or "", role="board_member", primary=True)
+        assert crm.contacts.get(ada.id or "").account_id == board.id
+        links = rel.accounts_of(ada.id or "")
+        assert [(x.account_id, x.is_primary, x.role) for x in links] == [
+            (board.id, True, "board_member"),
+            (acme.id, False, "employee"),
+        ]
+        assert [x.contact_id for x in rel.contacts_of(acme.id or "")] == [ada.id]
+        # changing account_id directly moves the primary flag
+        crm.contacts.update(attrs.evolve(crm.contacts.get(ada.id or ""), account_id=acme.id))
+        assert [x.account_id for x in rel.accounts_of(ada.id or "") if x.is_primary] == [acme.id]
+        rel.unlink(ada.id or "", acme.id or "")
+        assert crm.contacts.get(ada.id or "").account_id is None
+        assert [x.account_id for x in rel.accounts_of(ada.id or "")] == [board.id]
+        with pytest.raises(crmkit.NotFound):
+            rel.unlink(ada.id or "", acme.id or "")
+        with pytest.raises(crmkit.ValidationError):
+            rel.link(ada.id or "", acme.id or "", role="astronaut")
+
+    def test_privacy_links_in_timeline_and_views(self, crm: CRM) -> None:
+        """An account's timeline shows linked contacts' activity; views never leak links."""
+        acme = crm.accounts.add(Account(name="Acme"))
+        bob = crm.users.add(User(name="Bob"))
+        role = crm.roles.add(
+            Role(name="rep", permissions={"contacts": {"read": "own"}, "accounts": {"read": "all"}})
+        )
+        crm.users.update(attrs.evolve(bob, role_ids=(role.id or "",)))
+        mine = crm.contacts.add(Contact(first_name="Mine", owner_id=bob.id))
+        hidden = crm.contacts.add(Contact(first_name="Hidden"))
+        for person in (mine, hidden):
+            crm.relationships.link(person.id or "", acme.id or "", role="consultant")
+        crm.interactions.add(
+            Interaction(kind=InteractionKind.CALL, occurred_at=AT, contact_ids=(hidden.id or "",))
+        )
+        assert [
+            getattr(i.record, "contact_ids", None) for i in crm.timeline(account_id=acme.id)
+        ] == [(hidden.id,)]
+        view = crm.as_user(bob.id or "")
+        assert [x.contact_id for x in view.relationships.contacts_of(acme.id or "")] == [mine.id]
+        with pytest.raises(crmkit.NotFound):
+            view.relationships.accounts_of(hidden.id or "")
+
+    # --- consent --------------------------------------------------------------------------
+
+    def test_privacy_consent_round_trip(self, crm: CRM) -> None:
+        """Consent decisions and the lawful basis are stored and read back exactly."""
+        ada = crm.contacts.add(
+            Contact(
+                first_name="Ada",
+                lawful_basis=LawfulBasis.CONSENT,
+                consents=(
+                    Consent(purpose="newsletter", granted=True, at=AT, source="web form"),
+                    Consent(purpose="newsletter", granted=False, at=AT + dt.timedelta(days=3)),
+                ),
+            )
+        )
+        stored = crm.contacts.get(ada.id or "")
+        assert stored == ada
+        assert stored.consent("newsletter") is False
+        assert stored.consent("phone") is None
+
+    # --- export and erasure ---------------------------------------------------------------
+
+    def _person(self, crm: CRM) -> dict[str, Any]:
+        acme = crm.accounts.add(Account(name="Acme Corp", domain="acme.com"))
+        other = crm.accounts.add(Account(name="Board Co"))
+        ada = crm.contacts.add(
+            Contact(
+                first_name=FIRST,
+                last_name=LAST,
+                emails=(EMAIL,),
+                phones=("+44 20 7946 0958",),
+                title="Chief Zyxwa Officer",
+                account_id=acme.id,
+                address=Address(street="12 Qorvath Lane", city="London"),
+                custom={"nickname": "Zyxwa-Q"},
+                lawful_basis=LawfulBasis.CONTRACT,
+            )
+        )
+        dup = crm.contacts.add(Contact(first_name=FIRST, last_name=LAST, emails=(OLD_EMAIL,)))
+        merge = crm.dedupe.merge(ada.id or "", [dup.id or ""])
+        ada = crm.contacts.get(ada.id or "")
+        colleague = crm.contacts.add(Contact(first_name="Grace", emails=("grace@acme.com",)))
+        crm.relationships.link(ada.id or "", other.id or "", role="board_member")
+        alone = crm.interactions.add(
+            Interaction(
+                kind=InteractionKind.EMAIL,
+                occurred_at=AT,
+                subject=f"Hello {FIRST}",
+                body=f"Write to {EMAIL} or call +44 (20) 7946-0958",
+                contact_ids=(ada.id or "",),
+            )
+        )
+        participant: Any = getattr(crmkit.entities, "Participant", None)
+        if participant is not None:  # email participants: the person's address and name
+            alone = crm.interactions.update(
+                attrs.evolve(
+                    alone,
+                    participants=(
+                        participant(
+                            role="from",
+                            address="zq.alias@alias.example",
+                            name=f"{FIRST} {LAST}",
+                            contact_id=ada.id,
+                        ),
+                        participant(role="to", address="sales@acme.com", name="Sales"),
+                    ),
+                )
+            )
+        shared = crm.interactions.add(
+            Interaction(
+                kind=InteractionKind.MEETING,
+                occurred_at=AT,
+                body=f"Grace met {FIRST} {LAST} about pricing",
+                contact_ids=(ada.id or "", colleague.id or ""),
+            )
+        )
+        mention = crm.interactions.add(
+            Interaction(kind=InteractionKind.NOTE, occurred_at=AT, body=f"Forwarded by {EMAIL}")
+        )
+        deal = crm.deals.add(
+            Deal(
+                name=f"Renewal for {FIRST} {LAST}",
+                amount=Money(amount=Decimal("1200.00"), currency="EUR"),
+                account_id=acme.id,
+                contact_ids=(ada.id or "",),
+            )
+        )
+        task = crm.tasks.add(
+            Task(title="Call back", description=f"ring {PHONE}", contact_id=ada.id)
+        )
+        ticket = crm.tickets.add(
+            Ticket(subject=f"{LAST} cannot log in", description=EMAIL, contact_id=ada.id)
+        )
+        campaign = crm.campaigns.add(Campaign(name="Spring"))
+        member = crm.campaign_members.add(
+            CampaignMember(campaign_id=campaign.id or "", contact_id=ada.id or "")
+        )
+        segment = crm.segments.add(
+            Segment(name="VIP", rule=F.emails.contains(EMAIL).to_dict(), kind=SegmentKind.STATIC)
+        )
+        crm.segments.snapshot(segment.id or "")
+        crm.audit_log.add(
+            AuditEntry(
+                record_collection="contacts",
+                record_id=ada.id or "",
+                action=AuditAction.UPDATE,
+                changed=("emails", "title"),
+                at=AT,
+                changes={
+                    "emails": {"old": [OLD_EMAIL], "new": [EMAIL, OLD_EMAIL]},
+                    "title": {"old": None, "new": "Chief Zyxwa Officer"},
+                },
+            )
+        )
+        return {
+            "acme": acme,
+            "ada": ada,
+            "merge": merge,
+            "alone": alone,
+            "shared": shared,
+            "mention": mention,
+            "deal": deal,
+            "task": task,
+            "ticket": ticket,
+            "member": member,
+            "segment": segment,
+        }
+
+    def test_privacy_export_is_complete_json(self, crm: CRM) -> None:
+        """The export holds every record about the person and survives ``json.dumps``."""
+        p = self._person(crm)
+        doc = crm.privacy.export(p["ada"].id)
+        text = json.dumps(doc)
+        assert json.loads(text) == doc
+        assert doc["contact"]["emails"] == [EMAIL, OLD_EMAIL]
+
+        def ids(key: str) -> set[str]:
+            return {r["id"] for r in doc[key]}
+
+        assert ids("interactions") == {p["alone"].id, p["shared"].id}
+        assert ids("deals") == {p["deal"].id}
+        assert ids("tasks") == {p["task"].id}
+        assert ids("tickets") == {p["ticket"].id}
+        assert ids("campaign_memberships") == {p["member"].id}
+        assert ids("merges") == {p["merge"].id}
+        assert ids("segments") == {p["segment"].id}
+        assert len(doc["account_links"]) == 1
+        assert {a["name"] for a in doc["accounts"]} == {"Acme Corp", "Board Co"}
+        assert p["ada"].id in {a["record_id"] for a in doc["audit_entries"]}
+        assert doc["deals"][0]["amount"] == {"amount": "1200.00", "currency": "EUR"}
+
+    def test_privacy_erase_leaves_no_bytes(self, crm: CRM) -> None:
+        """After erasure no stored byte holds the person's email, phone or name, business
+        facts stay, and the email and phone are suppressed for adds and imports."""
+        p = self._person(crm)
+        before = raw_dump(crm)
+        for term in (EMAIL, OLD_EMAIL, PHONE, FIRST, LAST):
+            assert term.encode() in before
+        tombstone = crm.privacy.erase(p["ada"].id)
+        assert tombstone.erased_at is not None
+        assert tombstone.emails == ()
+        assert tombstone.first_name is None
+        after = raw_dump(crm)
+        for term in (EMAIL, OLD_EMAIL, PHONE, FIRST, LAST, "zq.alias@alias.example"):
+            assert term.encode() not in after, term
+        assert crm.accounts.get(p["acme"].id).name == "Acme Corp"
+        deal = crm.deals.get(p["deal"].id)
+        assert str(deal.amount) == "1200.00 EUR"
+        assert deal.contact_ids == (p["ada"].id,)
+        assert deal.name == "Renewal for [erased]"
+        alone = crm.interactions.get(p["alone"].id)
+        assert alone.body is None
+        assert alone.subject is None
+        assert crm.interactions.get(p["shared"].id).body == ("Grace met [erased] about pricing")
+        assert p["ada"].id not in crm.segments.get(p["segment"].id).member_ids
+        assert crm.tickets.get(p["ticket"].id).subject == "[erased] cannot log in"
+        # suppression: adds and imports of the email or phone are refused
+        with pytest.raises(crmkit.Suppressed):
+            crm.contacts.add(Contact(first_name="New", emails=(EMAIL.upper(),)))
+        with pytest.raises(crmkit.Suppressed):
+            crm.contacts.add(Contact(first_name="New", phones=("+44 20 7946 0958",)))
+        assert crm.privacy.is_suppressed(OLD_EMAIL)
+        source = io.StringIO(f"first_name,emails\nBack,{EMAIL}\nFresh,fresh@example.org\n")
+        summary = crm.imports.csv(source)
+        assert (summary.created, summary.rejected) == (1, 1)
+        assert crm.contacts.count(F.emails.contains(EMAIL)) == 0
+        assert EMAIL.encode() not in raw_dump(crm)
+
+    def test_privacy_custom_fields_follow_their_definitions(self, crm: CRM) -> None:
+        """Erasure keeps custom fields defined as not personal (redacted), drops the ones
+        defined personal and the undefined ones."""
+        schema: Any = getattr(crm, "schema", None)
+        if schema is None:
+            pytest.skip("no custom field definitions in this CRM")
+        schema.define_field("contacts", "nickname", "text", sensitivity="personal")
+        schema.define_field("contacts", "segment_code", "text")
+        ada = crm.contacts.add(
+            Contact(
+                first_name=FIRST,
+                custom={"nickname": "Zed", "segment_code": f"B2B {FIRST}", "extra": "x"},
+            )
+        )
+        assert crm.privacy.erase(ada.id or "").custom == {"segment_code": "B2B [erased]"}
+
+    def test_privacy_erase_is_all_or_nothing(self, crm: CRM) -> None:
+        """A failing erasure changes nothing; an unknown contact raises ``NotFound``."""
+        p = self._person(crm)
+        with pytest.raises(crmkit.NotFound):
+            crm.privacy.erase("missing")
+
+        def erase_then_fail() -> None:
+            with crm.transaction():
+                crm.privacy.erase(p["ada"].id)
+                raise RuntimeError("abort")
+
+        with pytest.raises(RuntimeError):
+            erase_then_fail()
+        assert crm.contacts.get(p["ada"].id) == p["ada"]
+        assert not crm.privacy.is_suppressed(EMAIL)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 from decimal import Decimal
 from typing import Any
 
@@ -416,3 +417,87 @@ def test_related_builder_rejects_bad_arguments() -> None:
         F.related("", F.a == 1)
     with pytest.raises(ValidationError):
         F.related("deals", "stage == won")  # type: ignore[arg-type]
+
+
+# --- within_km --------------------------------------------------------------------------------
+
+
+def test_within_km_builds_a_float_condition_and_round_trips() -> None:
+    """within_km() stores (lat, lon, km) as floats; to_dict/from_dict invert each other."""
+    near = F.address.within_km(Decimal("51.5074"), -0.1278, 25)
+    assert near == Cond("address", Op.WITHIN_KM, (51.5074, -0.1278, 25.0))
+    data = near.to_dict()
+    assert data == {"field": "address", "op": "within_km", "value": [51.5074, -0.1278, 25.0]}
+    assert from_dict(json.loads(json.dumps(data))) == near
+    assert from_dict((~near).to_dict()) == ~near
+    assert bind(near, Contact, now=NOW) == near
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: F.a.within_km(91, 0, 1),
+        lambda: F.a.within_km(-90.5, 0, 1),
+        lambda: F.a.within_km(0, 180.01, 1),
+        lambda: F.a.within_km(0, -181, 1),
+        lambda: F.a.within_km(0, 0, 0),
+        lambda: F.a.within_km(0, 0, -5),
+        lambda: F.a.within_km(0, 0, float("inf")),
+        lambda: F.a.within_km(0, 0, float("nan")),
+        lambda: F.a.within_km(float("nan"), 0, 1),
+        lambda: F.a.within_km("51.5", 0, 1),
+        lambda: F.a.within_km(True, 0, 1),
+        lambda: F.a.within_km(0, None, 1),
+        lambda: F.a.within_km(Decimal("Infinity"), 0, 1),
+    ],
+)
+def test_within_km_rejects_bad_arguments(build: Any) -> None:
+    """Latitude in [-90, 90], longitude in [-180, 180], a finite radius > 0, numbers only."""
+    with pytest.raises(ValidationError) as caught:
+        build()
+    assert caught.value.field == "a"
+
+
+@pytest.mark.parametrize(
+    ("expr", "entity", "field"),
+    [
+        (F.emails.within_km(0, 0, 1), Contact, "emails"),
+        (F.address.city.within_km(0, 0, 1), Contact, "address.city"),
+        (F.address.latitude.within_km(0, 0, 1), Contact, "address.latitude"),
+        (F.amount.within_km(0, 0, 1), Deal, "amount"),
+    ],
+)
+def test_within_km_needs_a_place_with_coordinates(
+    expr: Expr, entity: type[Any], field: str
+) -> None:
+    """Only value objects with latitude/longitude (addresses) take within_km()."""
+    with pytest.raises(ValidationError) as caught:
+        bind(expr, entity, now=NOW)
+    assert caught.value.field == field
+    assert "latitude/longitude" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"field": "address", "op": "within_km", "value": [1, 2]},
+        {"field": "address", "op": "within_km", "value": 5},
+        {"field": "address", "op": "within_km", "value": [100, 0, 1]},
+        {"field": "address", "op": "within_km"},
+    ],
+)
+def test_from_dict_rejects_malformed_within_km(data: Any) -> None:
+    """A stored within_km node is checked like a built one."""
+    with pytest.raises(ValidationError):
+        from_dict(data)
+
+
+def test_geo_distance_matches_the_known_london_paris_distance() -> None:
+    """The shared formula: London-Paris is 343.56 km on the 6371.0088 km sphere."""
+    from crmkit import geo
+
+    assert geo.distance_km(51.5074, -0.1278, 48.8566, 2.3522) == pytest.approx(343.5565, abs=1e-3)
+    assert geo.distance_km(0, 0, 0, 180) == pytest.approx(math.pi * geo.EARTH_RADIUS_KM)
+    box = geo.bounding_box(-17.5, 179.8, 100)
+    assert len(box.lon_ranges) == 2
+    assert geo.bounding_box(89.5, 0, 100).lon_ranges == ()

@@ -29,10 +29,9 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-import itertools
 import json
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any, Generic, TypeVar
@@ -41,9 +40,8 @@ import attrs
 
 import crmkit
 from crmkit import ConflictError, NotFound, ValidationError
-from crmkit.aggregation import Group, Metric
+from crmkit.aggregation import Group, Metric, aggregate_records
 from crmkit.entities import ENTITY_TYPES, Entity
-from crmkit.entities.schema import field_info
 from crmkit.query import Expr, Query
 from crmkit.testing import reference
 from crmkit.textsearch import TEXT_FIELDS, TextIndex, rank
@@ -261,69 +259,10 @@ class JsonKVStore(Generic[E]):
         self, where: Expr | None, group_by: Sequence[Group], metrics: Sequence[Metric]
     ) -> list[dict[str, Any]]:
         """One row per group, with each metric (see ``crmkit.protocols.Store.aggregate``)."""
-        rows: dict[tuple[Any, ...], dict[str, Any]] = {}
-        lists = [field_info(self.entity, g.path).is_list for g in group_by]
+        # crmkit's own grouping and metrics over records in hand (what the memory backend
+        # uses too): a backend with a query language would translate them instead
         records = reference.find(self._all(), where, related=_Collections(self.backend))
-        for record, key in _group_keys(records, group_by, lists):
-            row = rows.get(key)
-            if row is None:
-                row = rows[key] = {g.name: v for g, v in zip(group_by, key, strict=True)}
-                row.update({m.name: 0 if m.op == "count" else None for m in metrics})
-            for m in metrics:
-                value = None if m.path is None else _value(record, m.path)
-                if m.op == "count":
-                    row[m.name] += m.path is None or value is not None
-                elif value is None:
-                    continue
-                elif row[m.name] is None:
-                    row[m.name] = value
-                elif m.op == "sum":
-                    row[m.name] += value
-                else:
-                    row[m.name] = (min if m.op == "min" else max)(row[m.name], value)
-        return list(rows.values())
-
-
-def _group_keys(
-    records: Iterable[Any], group_by: Sequence[Group], lists: Sequence[bool]
-) -> Iterator[tuple[Any, tuple[Any, ...]]]:
-    """``(record, group key)`` pairs: a list field groups by each of its elements (an
-    empty list: the ``None`` group), so a record may count in several groups."""
-    for record in records:
-        options = []
-        for group, is_list in zip(group_by, lists, strict=True):
-            value = _value(record, group.path)
-            if is_list:
-                options.append(tuple(value) or (None,))
-            else:
-                options.append((_truncate(value, group.trunc),))
-        for key in itertools.product(*options):
-            yield record, key
-
-
-def _value(record: Any, path: str) -> Any:
-    """The value at a field path (``"owner_id"``, ``"amount.currency"``, ``"custom.tier"``)."""
-    info = field_info(type(record), path)
-    value = getattr(record, info.column)
-    if info.key is None or value is None:
-        return value
-    if isinstance(value, Mapping):
-        return value.get(info.key)
-    return getattr(value, info.key)
-
-
-def _truncate(value: Any, trunc: str | None) -> Any:
-    """A date or datetime cut to the first day of its UTC period."""
-    if trunc is None or value is None:
-        return value
-    day: dt.date = value.astimezone(dt.UTC).date() if isinstance(value, dt.datetime) else value
-    if trunc == "week":
-        return day - dt.timedelta(days=day.weekday())
-    if trunc == "month":
-        return day.replace(day=1)
-    if trunc == "year":
-        return day.replace(month=1, day=1)
-    return day
+        return aggregate_records(self.entity, records, group_by, metrics)
 
 
 def main() -> None:

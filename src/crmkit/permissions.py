@@ -70,6 +70,7 @@ from crmkit.errors import NotFound, PermissionDenied, ValidationError
 from crmkit.leads import LeadConverter
 from crmkit.pipelines import DealOperations
 from crmkit.query import (
+    RELATIONS,
     And,
     Cond,
     Expr,
@@ -257,6 +258,9 @@ class ScopedRepository(Generic[E]):
         names = set(_slot_names(self.entity))
         self._has_owner = "owner_id" in names
         self._has_team = "team_id" in names
+        # scope filters by action: fixed for the view's life (its user, roles and teams
+        # are read once; shares are a subquery), so that every query reuses one expression
+        self._scopes: dict[Action, Expr | None] = {}
 
     # --- the host of verb mixins (deals.move, tickets.breaching, ...) ------------------------
 
@@ -276,6 +280,18 @@ class ScopedRepository(Generic[E]):
 
     def _scope_filter(self, action: Action) -> Expr | None:
         """The filter selecting the records ``action`` may touch (None = all of them)."""
+        if action in self._scopes:
+            return self._scopes[action]
+        scope = self._build_scope(action)
+        if action is Action.CREATE or action is Action.DELETE or self._shares_in_query:
+            self._scopes[action] = scope  # else it holds the ids shared right now
+        return scope
+
+    @property
+    def _shares_in_query(self) -> bool:
+        return "shares" in RELATIONS.get(self._collection, {})
+
+    def _build_scope(self, action: Action) -> Expr | None:
         grants = self._view.grants
         if not self._view.user.active:
             return NOTHING
@@ -294,9 +310,14 @@ class ScopedRepository(Generic[E]):
             if members and self._has_owner:
                 parts.append(F.owner_id.in_(sorted(members)))
         if action in (Action.READ, Action.UPDATE):
-            shared = self._view.shared_ids(self._collection, write=action is Action.UPDATE)
-            if shared:
-                parts.append(F.id.in_(sorted(shared)))
+            write = action is Action.UPDATE
+            if self._shares_in_query:
+                # the grants are a subquery of the same statement (one round trip)
+                parts.append(Related("shares", self._view.shares_filter(self._collection, write)))
+            else:
+                shared = self._view.shared_ids(self._collection, write=write)
+                if shared:
+                    parts.append(F.id.in_(sorted(shared)))
         if not parts:
             return NOTHING
         return parts[0] if len(parts) == 1 else Or(tuple(parts))
@@ -782,12 +803,18 @@ class UserView:
             self._members = frozenset(members)
         return self._members
 
-    def shared_ids(self, collection: str, *, write: bool) -> set[str]:
-        """Ids of ``collection`` records shared with this user or their teams."""
+    def shares_filter(self, collection: str, write: bool) -> Expr:
+        """The shares of ``collection`` records granted to this user or their teams
+        (``write``: those granting write access)."""
         who: Expr = F.user_id == (self.user.id or "")
         if self.user.team_ids:
             who = who | F.team_id.in_(list(self.user.team_ids))
         where = (F.record_collection == collection) & who
         if write:
             where = where & (F.access == Access.WRITE)
+        return where
+
+    def shared_ids(self, collection: str, *, write: bool) -> set[str]:
+        """Ids of ``collection`` records shared with this user or their teams."""
+        where = self.shares_filter(collection, write)
         return {s.record_id for s in self.crm.repository(Share).find(where)}

@@ -67,11 +67,13 @@ from crmkit.entities import (
     FrozenDict,
     Interaction,
     MergeRecord,
+    Order,
     Segment,
     SegmentKind,
     StageChange,
     Suppression,
     SuppressionKind,
+    SurveyResponse,
     Task,
     Ticket,
 )
@@ -380,6 +382,8 @@ class Privacy:
             "merges": crm.repository(MergeRecord).find(
                 (F.survivor_id == contact_id) | F.merged_ids.contains(contact_id)
             ),
+            "orders": list(crm.orders.iterate(F.contact_id == contact_id)),
+            "survey_responses": list(crm.survey_responses.iterate(F.contact_id == contact_id)),
         }
 
     def _audit(self, ids: Iterable[str]) -> list[AuditEntry]:
@@ -393,8 +397,9 @@ class Privacy:
 
         Keys: ``contact``, ``account_links``, ``accounts`` (the linked accounts),
         ``interactions``, ``tasks``, ``tickets``, ``deals``, ``campaign_memberships``,
-        ``audit_entries`` (of the contact and every record listed), ``merges`` (with their
-        snapshots), ``segments`` (static segments listing the contact), ``exported_at``.
+        ``orders``, ``survey_responses``, ``audit_entries`` (of the contact and every record
+        listed), ``merges`` (with their snapshots), ``segments`` (static segments listing
+        the contact), ``exported_at``.
         Raises ``NotFound`` for an unknown contact.
         """
         crm = self._crm
@@ -467,6 +472,13 @@ class Privacy:
                 repo = crm.repository(_TYPES[name])
                 for record in related[name]:
                     self._rewrite(repo, record, redactor, wipe=False)
+                    touch(repo.entity.collection, record)
+            # the person's own orders and survey answers: the personal fields (name, email,
+            # address, comment) are emptied; amounts, lines, dates and scores stay
+            for name in ("orders", "survey_responses"):
+                repo = crm.repository(_TYPES[name])
+                for record in related[name]:
+                    self._rewrite(repo, record, redactor, wipe=True)
                     touch(repo.entity.collection, record)
             for change in self._stage_changes(touched):
                 self._rewrite(crm.stage_changes, change, redactor, wipe=False)
@@ -656,8 +668,21 @@ _TYPES: dict[str, type[Entity]] = {
     "deals": Deal,
     "account_links": AccountContact,
     "campaign_memberships": CampaignMember,
+    "orders": Order,
+    "survey_responses": SurveyResponse,
 }
 _COLLECTIONS: dict[str, type[Entity]] = {
     t.collection: t
-    for t in (Contact, Interaction, Task, Ticket, Deal, AccountContact, CampaignMember, Segment)
+    for t in (
+        Contact,
+        Interaction,
+        Task,
+        Ticket,
+        Deal,
+        AccountContact,
+        CampaignMember,
+        Segment,
+        Order,
+        SurveyResponse,
+    )
 }

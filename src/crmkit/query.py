@@ -17,6 +17,9 @@ Semantics (identical on every backend, checked by the conformance suite):
   one of the values, and ``exists()`` when the list is not empty;
 - a custom field (``F.custom.tier``) compares only with values of the same kind (text with
   text, numbers with numbers, booleans with booleans);
+- ``F.address.within_km(lat, lon, km)`` matches a record whose address has coordinates at
+  most ``km`` kilometres (great circle, :mod:`crmkit.geo`) from the point; a record without
+  coordinates never matches, so ``~`` of it matches those;
 - ``F.related("interactions", expr)`` matches a record that has at least one related record
   (found through :data:`RELATIONS`) matching ``expr``; ``~F.related(...)`` one that has none.
 
@@ -31,13 +34,14 @@ import base64
 import datetime as dt
 import enum
 import json
+import math
 from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import attrs
 
-from crmkit.entities.schema import FieldInfo, field_info
+from crmkit.entities.schema import FieldInfo, field_info, queryable_fields
 from crmkit.errors import ValidationError
 
 if TYPE_CHECKING:
@@ -69,7 +73,8 @@ __all__ = [
 
 class Op(enum.StrEnum):
     """Condition operators. Backends implement all but ``between`` and ``within_last``,
-    which :func:`bind` rewrites into ``ge``/``le`` conditions."""
+    which :func:`bind` rewrites into ``ge``/``le`` conditions. ``within_km``'s value is
+    ``(latitude, longitude, km)`` as floats."""
 
     EQ = "eq"
     NE = "ne"
@@ -84,6 +89,7 @@ class Op(enum.StrEnum):
     EXISTS = "exists"
     BETWEEN = "between"
     WITHIN_LAST = "within_last"
+    WITHIN_KM = "within_km"
 
 
 COMPARISONS = frozenset({Op.EQ, Op.NE, Op.LT, Op.LE, Op.GT, Op.GE})
@@ -247,6 +253,23 @@ RELATIONS: Mapping[str, Mapping[str, Relation]] = _relations(
     Relation("accounts", "orders", "orders", "account_id"),
     Relation("orders", "contact", "contacts", "contact_id", belongs=True),
     Relation("orders", "account", "accounts", "account_id", belongs=True),
+    # explicit grants of a record (``Share.record_id``), used by permission scopes
+    *(
+        Relation(source, "shares", "shares", "record_id")
+        for source in (
+            "accounts",
+            "contacts",
+            "deals",
+            "tickets",
+            "interactions",
+            "tasks",
+            "segments",
+            "campaigns",
+            "articles",
+            "orders",
+            "survey_responses",
+        )
+    ),
 )
 
 
@@ -386,6 +409,17 @@ class Field:
             raise ValidationError(self._path, period, "within_last() takes a positive timedelta")
         return Cond(self._path, Op.WITHIN_LAST, period)
 
+    def within_km(self, latitude: Any, longitude: Any, km: Any) -> Cond:
+        """The address (a value object with coordinates) lies at most ``km`` kilometres from
+        the point ``latitude``/``longitude`` (degrees), along a great circle of the sphere in
+        :mod:`crmkit.geo`. A record without coordinates never matches."""
+        lat = _geo_number(self._path, "latitude", latitude, -90.0, 90.0)
+        lon = _geo_number(self._path, "longitude", longitude, -180.0, 180.0)
+        radius = _geo_number(self._path, "km", km, 0.0, math.inf)
+        if not radius > 0.0 or math.isinf(radius):
+            raise ValidationError(self._path, km, "within_km() takes a finite radius > 0")
+        return Cond(self._path, Op.WITHIN_KM, (lat, lon, radius))
+
     def asc(self) -> Order:
         """Ascending order on this field (None last)."""
         return Order(self._path, False)
@@ -427,6 +461,19 @@ F = _FieldRoot()
 
 
 # --- values -------------------------------------------------------------------------------
+
+
+def _geo_number(path: str, name: str, value: Any, low: float, high: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+        raise ValidationError(path, value, f"within_km() takes a number as {name}")
+    try:
+        number = float(value)
+    except (ValueError, OverflowError):
+        raise ValidationError(path, value, f"within_km() takes a finite {name}") from None
+    if math.isnan(number) or not low <= number <= high:
+        raise ValidationError(path, value, f"within_km() takes a {name} in [{low}, {high}]")
+    return number
+
 
 _SCALARS = (str, int, float, bool, Decimal, dt.date, dt.timedelta)
 
@@ -543,6 +590,10 @@ def from_dict(data: Mapping[str, Any]) -> Expr:
         Op.STARTSWITH: field.startswith,
         Op.WITHIN_LAST: field.within_last,
     }
+    if op is Op.WITHIN_KM:
+        if not isinstance(value, tuple) or len(value) != 3:
+            raise ValidationError(f"query.{path}", value, "within_km needs [lat, lon, km]")
+        return field.within_km(*value)
     if op is Op.BETWEEN:
         if not isinstance(value, tuple) or len(value) != 2:
             raise ValidationError(f"query.{path}", value, "between needs [low, high]")
@@ -590,6 +641,17 @@ def _bind(expr: Expr, entity: type[Entity], now: dt.datetime) -> Expr:
     info = field_info(entity, expr.field)
     op, value = expr.op, expr.value
     if op is Op.EXISTS:
+        return expr
+    if op is Op.WITHIN_KM:
+        fields = queryable_fields(entity)
+        if (
+            info.kind != "object"
+            or f"{expr.field}.latitude" not in fields
+            or f"{expr.field}.longitude" not in fields
+        ):
+            raise ValidationError(
+                expr.field, value, "within_km() needs an address with latitude/longitude"
+            )
         return expr
     if op is Op.WITHIN_LAST:
         if info.kind not in ("datetime", "any"):

@@ -387,6 +387,13 @@ class Repository(Generic[E]):
                 bound = hook(self.entity, bound)
         return bound
 
+    def _custom_types(self) -> dict[str, str]:
+        """The defined custom fields of this collection: name -> type (``crm.schema``)."""
+        schema = getattr(self._ctx, "schema", None)
+        if schema is None or "custom" not in attrs.fields_dict(self.entity):
+            return {}
+        return {d.name: d.type.value for d in schema.fields(self.entity)}
+
     def _sortable(self) -> frozenset[str]:
         """The custom paths with a declared scalar type (they can be sorted on)."""
         schema = getattr(self._ctx, "schema", None)
@@ -488,7 +495,7 @@ class Repository(Generic[E]):
         >>> crmkit.connect("memory://").deals.aggregate(group_by=["owner_id"])
         []
         """
-        groups, wanted, infos = check_spec(self.entity, group_by, metrics)
+        groups, wanted, infos = check_spec(self.entity, group_by, metrics, self._custom_types())
         aggregate = getattr(self._store, "aggregate", None)
         if aggregate is None:
             raise BackendError(f"the {self.entity.collection} store cannot aggregate")

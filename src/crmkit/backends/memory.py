@@ -11,13 +11,13 @@ readers do not lock and may see the writes of another thread's open transaction.
 
 from __future__ import annotations
 
-import datetime as dt
-import itertools
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from crmkit import geo
+from crmkit.aggregation import aggregate_records, field_getter
 from crmkit.entities import Entity
 from crmkit.entities.schema import FieldInfo, field_info, indexed_fields
 from crmkit.errors import ConflictError, NotFound, ValidationError
@@ -329,90 +329,10 @@ class MemoryStore(Generic[E]):
         self, where: Expr | None, group_by: Sequence[Group], metrics: Sequence[Metric]
     ) -> list[dict[str, Any]]:
         """Groups and metrics of the matching records (see :meth:`Store.aggregate`)."""
-        keys = [(g.name, _group_getter(self.entity, g)) for g in group_by]
-        # a list field groups by each of its elements (an empty list: the None group)
-        listed = [field_info(self.entity, g.path).kind == "text_list" for g in group_by]
-        values = [
-            (m, None if m.path is None else _getter(field_info(self.entity, m.path)))
-            for m in metrics
-        ]
-        groups: dict[tuple[Any, ...], dict[str, Any]] = {}
-        for entity, key in _group_keys(self._candidates(where), keys, listed):
-            row = groups.get(key)
-            if row is None:
-                row = groups[key] = {name: v for (name, _), v in zip(keys, key, strict=True)}
-                for m, _ in values:
-                    row[m.name] = 0 if m.op == "count" else None
-            for m, get in values:
-                value = None if get is None else get(entity)
-                if m.op == "count":
-                    row[m.name] += get is None or value is not None
-                elif value is None:
-                    continue
-                elif row[m.name] is None:
-                    row[m.name] = value
-                elif m.op == "sum":
-                    row[m.name] += value
-                elif m.op == "min":
-                    row[m.name] = min(row[m.name], value)
-                else:
-                    row[m.name] = max(row[m.name], value)
-        return list(groups.values())
-
-
-def _group_keys(
-    entities: Iterable[Any], keys: Sequence[tuple[str, Callable[[Any], Any]]], listed: list[bool]
-) -> Iterator[tuple[Any, tuple[Any, ...]]]:
-    """``(entity, group key)`` pairs: one per element combination of list-field groups."""
-    if not any(listed):
-        for entity in entities:
-            yield entity, tuple(get(entity) for _, get in keys)
-        return
-    for entity in entities:
-        options = [
-            (tuple(get(entity)) or (None,)) if is_list else (get(entity),)
-            for (_, get), is_list in zip(keys, listed, strict=True)
-        ]
-        for key in itertools.product(*options):
-            yield entity, key
-
-
-def _truncate(value: Any, trunc: str) -> Any:
-    if value is None:
-        return None
-    day: dt.date = value.astimezone(dt.UTC).date() if isinstance(value, dt.datetime) else value
-    if trunc == "week":
-        return day - dt.timedelta(days=day.weekday())
-    if trunc == "month":
-        return day.replace(day=1)
-    if trunc == "year":
-        return day.replace(month=1, day=1)
-    return day
-
-
-def _group_getter(entity: type[Any], group: Group) -> Callable[[Any], Any]:
-    get = _getter(field_info(entity, group.path))
-    trunc = group.trunc
-    if trunc is None:
-        return get
-    return lambda e: _truncate(get(e), trunc)
+        return aggregate_records(self.entity, self._candidates(where), group_by, metrics)
 
 
 # --- filter evaluation --------------------------------------------------------------------
-
-
-def _getter(info: FieldInfo) -> Callable[[Any], Any]:
-    column, key = info.column, info.key
-    if key is None:
-        return lambda e: getattr(e, column)
-    if info.kind in ("any",) or info.column in ("custom", "external_ids", "contact_roles"):
-        return lambda e: getattr(e, column).get(key)
-
-    def nested(e: Any) -> Any:
-        obj = getattr(e, column)
-        return None if obj is None else getattr(obj, key)
-
-    return nested
 
 
 def _kind_of(value: Any) -> str | None:
@@ -460,10 +380,25 @@ def compile_predicate(
             raise ValidationError("related", expr.relation, "cannot be used here")
         return related(entity, expr)
     assert isinstance(expr, Cond)
+    if expr.op is Op.WITHIN_KM:
+        return _within_km(entity, expr)
     info = field_info(entity, expr.field)
-    get = _getter(info)
+    get = field_getter(info)
     test = _condition(info, expr.op, expr.value)
     return lambda e: test(get(e))
+
+
+def _within_km(entity: type[Any], expr: Cond) -> Predicate:
+    """``F.address.within_km``: the shared great-circle test of :mod:`crmkit.geo`."""
+    lat, lon, km = expr.value
+    centre, limit = geo.unit_vector(lat, lon), geo.chord_limit(km)
+    get = field_getter(field_info(entity, expr.field))
+
+    def test(e: Any) -> bool:
+        obj = get(e)
+        return obj is not None and geo.within(obj.latitude, obj.longitude, centre, limit)
+
+    return test
 
 
 def _condition(info: FieldInfo, op: Op, value: Any) -> Predicate:
@@ -532,7 +467,7 @@ def _any_condition(op: Op, value: Any) -> Predicate:
 def sort_rows(rows: list[Any], order: Sequence[Order], entity: type[Any]) -> None:
     """Sort in place: each key ascending or descending, ``None`` last either way."""
     for o in reversed(order):
-        rows.sort(key=_sort_key(_getter(field_info(entity, o.field)), o.desc), reverse=o.desc)
+        rows.sort(key=_sort_key(field_getter(field_info(entity, o.field)), o.desc), reverse=o.desc)
 
 
 def _sort_key(get: Callable[[Any], Any], desc: bool) -> Callable[[Any], tuple[bool, Any]]:

@@ -112,7 +112,7 @@ def blocking_keys(
 
     >>> sorted(blocking_keys({"first_name": "Ada", "last_name": "Lovelace",
     ...                       "emails": ["Ada@Example.com"]}))
-    ['email:ada@example.com', 'name:A:l', 'name:LFLS:a']
+    ['email:ada@example.com', 'name:AT:l', 'name:LFLS:a']
     """
     rules = rules or default_rules(record)
     fields = [rule.field for rule in rules.fields]

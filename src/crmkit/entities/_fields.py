@@ -412,12 +412,20 @@ def ref(*, required: bool = False, default: str | None = None) -> Any:
     return attrs.field(default=None, converter=conv, metadata=meta)
 
 
-def text_list(*, sensitivity: str | None = None) -> Any:
-    """A list of distinct text values, stored as a tuple (first is primary)."""
+def text_list(*, sensitivity: str | None = None, filterable: bool = True) -> Any:
+    """A list of distinct text values, stored as a tuple (first is primary).
+
+    ``filterable=False`` keeps the list with its record only: it cannot be used in filters,
+    and backends keep no per-element index of it (SQL: no child table), which makes writes
+    of records with long lists (an audit entry's changed fields) cheaper.
+    """
+    meta: dict[str, Any] = {"kind": "text_list"}
+    if not filterable:
+        meta["filterable"] = False
     return attrs.field(
         factory=tuple,
         converter=_converter(to_text_tuple),
-        metadata=_tagged({"kind": "text_list"}, sensitivity),
+        metadata=_tagged(meta, sensitivity),
     )
 
 

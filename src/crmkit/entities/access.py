@@ -60,7 +60,7 @@ class AuditEntry(Entity):
     record_collection: str = f.ref(required=True)
     record_id: str = f.ref(required=True)
     action: AuditAction = f.choice(AuditAction, required=True)
-    changed: tuple[str, ...] = f.text_list()
+    changed: tuple[str, ...] = f.text_list(filterable=False)
     actor_id: str | None = f.ref()
     at: dt.datetime = f.timestamp(required=True)
     reason: str | None = f.text(max_length=2000)

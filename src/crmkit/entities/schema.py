@@ -63,7 +63,11 @@ def queryable_fields(entity: type[Any]) -> dict[str, FieldInfo]:
                 out[path] = FieldInfo(
                     path, sub.metadata["kind"], a.name, sub.name, sub.metadata.get("choices")
                 )
-        elif kind in ("mapping", "text_mapping", "objects", "json") or kind is None:
+        elif (
+            kind in ("mapping", "text_mapping", "objects", "json")
+            or kind is None
+            or a.metadata.get("filterable", True) is False
+        ):
             continue
         else:
             out[a.name] = FieldInfo(a.name, kind, a.name, None, a.metadata.get("choices"))

@@ -91,8 +91,10 @@ from crmkit.testing._settings import SUITE_HEALTH_CHECKS
 from crmkit.testing.conformance_analytics import AnalyticsConformance
 from crmkit.testing.conformance_audit import AuditConformance
 from crmkit.testing.conformance_commerce import CommerceConformance
+from crmkit.testing.conformance_custom_reports import CustomReportsConformance
 from crmkit.testing.conformance_dedupe import DedupeConformance
 from crmkit.testing.conformance_email import EmailConformance
+from crmkit.testing.conformance_geo import GeoConformance
 from crmkit.testing.conformance_imports import ImportExportConformance
 from crmkit.testing.conformance_insights import InsightsConformance
 from crmkit.testing.conformance_knowledge import KnowledgeConformance
@@ -498,6 +500,8 @@ class ConformanceSuite(
     AuditConformance,
     EmailConformance,
     CommerceConformance,
+    CustomReportsConformance,
+    GeoConformance,
 ):
     """Behaviour tests every backend must pass; subclass it and provide a ``crm`` fixture.
 

@@ -38,6 +38,7 @@ from typing import Any
 
 import attrs
 
+from crmkit import geo
 from crmkit.query import And, Cond, Expr, Not, Op, Or, Order, Related, relation
 
 #: Records of other collections by collection name, for ``F.related`` nodes.
@@ -216,6 +217,12 @@ def matches(
             linked = [t for t in others if _linked(record, rel.field, t)]
         return any(matches(expr.where, t, now=when, related=related) for t in linked)
     assert isinstance(expr, Cond), expr
+    if expr.op is Op.WITHIN_KM:
+        place, _ = _resolve(record, expr.field)
+        lat, lon, km = expr.value
+        return place is not None and geo.within(
+            place.latitude, place.longitude, geo.unit_vector(lat, lon), geo.chord_limit(km)
+        )
     value, custom = _resolve(record, expr.field)
     op, arg = expr.op, expr.value
     if op is Op.EXISTS:

@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 import attrs
 from hypothesis import strategies as st
 
+from crmkit import geo
 from crmkit.entities import (
     Access,
     Account,
@@ -950,6 +951,7 @@ def contact_specs(samples: Mapping[str, Sequence[Any]] | None = None) -> list[Fi
         FieldSpec("lifecycle_stage", _ORDERED_OPS, stages),
         FieldSpec("do_not_contact", _BOOL_OPS, st.booleans()),
         FieldSpec("address.latitude", _ORDERED_OPS, _decimals("-90", "90", 1)),
+        FieldSpec("address", ("within_km",), circles(samples)),
         # exact-match lookups take normalized values (a query hook may normalize them)
         FieldSpec(
             "emails",
@@ -977,6 +979,7 @@ def account_specs(samples: Mapping[str, Sequence[Any]] | None = None) -> list[Fi
         _text_spec("industry", words(1), samples),
         _text_spec("parent_id", st.sampled_from(_REFS), samples),
         _text_spec("address.city", words(), samples),
+        FieldSpec("address", ("within_km",), circles(samples)),
         FieldSpec("phones", ("contains", "in", "exists"), st.sampled_from(PHONES), exact=True),
         FieldSpec(
             "tags",
@@ -1017,6 +1020,43 @@ def deal_specs(samples: Mapping[str, Sequence[Any]] | None = None) -> list[Field
     ]
 
 
+#: How close (km) to a generated circle's boundary no sampled point may be: the backends
+#: compute the same formula, this keeps the last-bit rounding of their math out of the test.
+BOUNDARY_MARGIN_KM = 1e-3
+
+
+def circles(
+    samples: Mapping[str, Sequence[Any]] | None = None, path: str = "address"
+) -> st.SearchStrategy[tuple[float, float, float]]:
+    """``(latitude, longitude, km)`` arguments of ``within_km``: centres at (or near) the
+    sampled addresses' coordinates, radii from metres to half the globe, and never within
+    :data:`BOUNDARY_MARGIN_KM` of a sampled point's distance from the centre."""
+    points = [
+        (float(a.latitude), float(a.longitude))
+        for a in (samples.get(path, ()) if samples else ())
+        if getattr(a, "latitude", None) is not None
+    ]
+    centres: st.SearchStrategy[tuple[float, float]] = st.tuples(
+        st.floats(-90, 90, allow_nan=False), st.floats(-180, 180, allow_nan=False)
+    )
+    if points:
+        centres = st.sampled_from(points) | centres
+
+    @st.composite
+    def build(draw: st.DrawFn) -> tuple[float, float, float]:
+        lat, lon = draw(centres)
+        km = draw(
+            st.sampled_from([0.001, 1.0, 25.0, 500.0, 5000.0, 20000.0])
+            | st.floats(0.001, 21000.0, allow_nan=False)
+        )
+        distances = [geo.distance_km(lat, lon, p_lat, p_lon) for p_lat, p_lon in points]
+        while any(abs(d - km) < BOUNDARY_MARGIN_KM for d in distances):
+            km += 2 * BOUNDARY_MARGIN_KM
+        return (lat, lon, km)
+
+    return build()
+
+
 @st.composite
 def _condition(draw: st.DrawFn, specs: Sequence[FieldSpec]) -> Expr:
     spec = draw(st.sampled_from(specs))
@@ -1029,6 +1069,9 @@ def _condition(draw: st.DrawFn, specs: Sequence[FieldSpec]) -> Expr:
         return field.in_(draw(st.lists(spec.values, max_size=3)))
     if op == "between":
         return field.between(draw(ranged), draw(ranged))
+    if op == "within_km":
+        latitude, longitude, km = draw(spec.values)
+        return field.within_km(latitude, longitude, km)
     if op == "within_last":
         return field.within_last(
             draw(st.timedeltas(dt.timedelta(hours=1), dt.timedelta(days=365 * 200)))

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from bson.decimal128 import Decimal128
 
+from crmkit.aggregation import custom_value
 from crmkit.backends.mongo.convert import DECIMAL
 from crmkit.entities.schema import field_info
 from crmkit.errors import ValidationError
@@ -34,6 +35,7 @@ __all__ = ["aggregation_pipeline", "decode_decimal_key", "read_rows"]
 
 _FORMATS = {"day": "%Y-%m-%d", "week": "%Y-%m-%d", "month": "%Y-%m-01", "year": "%Y-01-01"}
 _DAY_MS = 86_400_000
+_TEXT_TRUNC = {"day": (10, ""), "month": (7, "-01"), "year": (4, "-01-01")}
 _COMPLEMENT = str.maketrans("0123456789", "9876543210")
 _EXP_OFFSET = 100_000
 
@@ -71,14 +73,30 @@ def aggregation_pipeline(
     unwind: list[dict[str, Any]] = []
     for i, g in enumerate(group_by):
         ref = f"${_field(g.path)}"
-        if field_info(entity, g.path).kind == "text_list":
+        if (g.kind or field_info(entity, g.path).kind) == "text_list":
             unwind.append({"$unwind": {"path": ref, "preserveNullAndEmptyArrays": True}})
-        if g.trunc is not None:
+        if g.trunc is not None and g.kind is not None and g.trunc != "week":
+            # a custom date is ISO text (in UTC): the period's start is a prefix plus a
+            # constant
+            length, suffix = _TEXT_TRUNC[g.trunc]
+            prefix: dict[str, Any] = {"$concat": [{"$substr": [ref, 0, length]}, suffix]}
+            missing = {"$eq": [{"$ifNull": [ref, None]}, None]}
+            ids[f"g{i}"] = {"$cond": [missing, None, prefix]}
+        elif g.trunc is not None:
             # null dates are guarded explicitly: mongomock's $dateToString fails on them
             date: Any = ref
+            if g.kind is not None:  # a custom date's ISO text, as a date ($dateFromString
+                # is not in mongomock; $dateFromParts of the text's numbers is everywhere)
+                parts = {"year": (0, 4), "month": (5, 2), "day": (8, 2)}
+                date = {
+                    "$dateFromParts": {
+                        k: {"$toInt": {"$substr": [ref, start, n]}}
+                        for k, (start, n) in parts.items()
+                    }
+                }
             if g.trunc == "week":  # $dayOfWeek: 1 is Sunday, 2 Monday ... 7 Saturday
-                back = {"$mod": [{"$add": [{"$dayOfWeek": ref}, 5]}, 7]}
-                date = {"$subtract": [ref, {"$multiply": [back, _DAY_MS]}]}
+                back = {"$mod": [{"$add": [{"$dayOfWeek": date}, 5]}, 7]}
+                date = {"$subtract": [date, {"$multiply": [back, _DAY_MS]}]}
             period = {"$dateToString": {"format": _FORMATS[g.trunc], "date": date}}
             missing = {"$eq": [{"$ifNull": [ref, None]}, None]}
             ids[f"g{i}"] = {"$cond": [missing, None, period]}
@@ -89,15 +107,21 @@ def aggregation_pipeline(
         if m.path is None:
             group[f"m{i}"] = {"$sum": 1}
             continue
-        info = field_info(entity, m.path)
         ref = f"${_field(m.path)}"
+        if m.op == "sum" and m.kind == "decimal":
+            # custom decimals are stored as doubles, whose $sum rounds: the values are
+            # collected and added exactly as decimals (see read_rows)
+            group[f"m{i}"] = {"$push": ref}
+            continue
+        kind = m.kind or field_info(entity, m.path).kind
         if m.op == "count":
             set_ = {"$ne": [{"$ifNull": [ref, None]}, None]}
             group[f"m{i}"] = {"$sum": {"$cond": [set_, 1, 0]}}
         elif m.op == "sum":
             group[f"m{i}"] = {"$sum": ref}
         elif m.op in ("min", "max"):
-            source = f"${DECIMAL}.{m.path}" if info.kind == "decimal" else ref
+            decimal = kind == "decimal" and m.kind is None
+            source = f"${DECIMAL}.{m.path}" if decimal else ref
             group[f"m{i}"] = {f"${m.op}": source}
         else:  # pragma: no cover - check_spec never lets another op through
             raise ValidationError("metrics", m.op, "is not supported")
@@ -127,6 +151,14 @@ def _value(kind: str, value: Any, *, decimal_key: bool = False) -> Any:
     return value
 
 
+def _custom_metric(m: Metric, value: Any) -> Any:
+    assert m.kind is not None
+    if m.op == "sum" and m.kind == "decimal":
+        numbers = [custom_value("decimal", v) for v in value or () if v is not None]
+        return sum(numbers, Decimal(0)) if numbers else None
+    return custom_value(m.kind, value)
+
+
 def read_rows(
     entity: type[Any],
     documents: Sequence[dict[str, Any]],
@@ -142,12 +174,17 @@ def read_rows(
             value = key.get(f"g{i}")
             if g.trunc is not None:
                 row[g.name] = None if value is None else dt.date.fromisoformat(value)
+            elif g.kind is not None:
+                row[g.name] = custom_value(g.kind, value)
             else:
                 row[g.name] = _value(field_info(entity, g.path).kind, value)
         for i, m in enumerate(metrics):
             value = doc.get(f"m{i}")
             if m.op == "count" or m.path is None:
                 row[m.name] = int(value or 0)
+                continue
+            if m.kind is not None:
+                row[m.name] = _custom_metric(m, value)
                 continue
             kind = field_info(entity, m.path).kind
             row[m.name] = _value(kind, value, decimal_key=kind == "decimal" and m.op != "sum")

@@ -69,7 +69,7 @@ from crmkit.query import Expr, Query, Relation, related_entity
 
 from . import search
 from .compile import FilterCompiler, FindPlan, compile_find, projection
-from .convert import DocumentConverter
+from .convert import GEO, DocumentConverter, geo_fields
 
 __all__ = ["MongoBackend", "MongoStore", "RollbackError", "UndoneWrite", "open_backend"]
 
@@ -421,6 +421,8 @@ class MongoStore(Generic[E]):
         try:
             for name in indexed_fields(self.entity):
                 self.collection.create_index([(name, ASCENDING)])
+            for name in geo_fields(self.entity):  # within_km's bounding box
+                self.collection.create_index([(f"{GEO}.{name}.lat", ASCENDING)])
             search.create_text_index(self.collection, self.entity.collection)
         except _DRIVER_ERRORS as exc:
             raise BackendError(

@@ -43,6 +43,7 @@ from typing import Any
 
 import attrs
 
+from crmkit import geo
 from crmkit.entities import Entity
 from crmkit.entities.schema import FieldInfo, field_info
 from crmkit.errors import ValidationError
@@ -61,7 +62,7 @@ from crmkit.query import (
     relation,
 )
 
-from .convert import DECIMAL, LOWER, SHADOW_FIELDS, bson_date, bson_duration, decimal_key
+from .convert import DECIMAL, GEO, LOWER, SHADOW_FIELDS, bson_date, bson_duration, decimal_key
 
 __all__ = ["FilterCompiler", "FindPlan", "SortKey", "compile_find", "nothing", "projection"]
 
@@ -146,6 +147,8 @@ def _escape(text: str) -> str | None:
 class FilterCompiler:
     """Compiles a bound filter on one entity type into a MongoDB query document.
 
+    >>> from crmkit import Contact
+    >>> from crmkit.query import F, bind
     >>> FilterCompiler(Contact).compile(bind(F.last_name == "Lovelace", Contact))
     {'last_name': {'$eq': 'Lovelace'}}
 
@@ -220,11 +223,42 @@ class FilterCompiler:
     def visit_cond(self, cond: Cond) -> Filter:
         """One condition: resolve the field, then the operator's method."""
         info = field_info(self.entity, cond.field)
+        if cond.op is Op.WITHIN_KM:
+            return self.op_within_km(_Target.of(info), cond.value)
         method = self._ops.get(cond.op)
         if method is None:
             raise ValidationError(cond.field, cond.op, "is not an operator backends compile")
         self._op = cond.op
         return method(_Target.of(info), cond.value)
+
+    def op_within_km(self, t: _Target, value: tuple[float, float, float]) -> Filter:
+        """A bounding box on the ``_geo`` shadow's ``lat``/``lon``, then the exact test of
+        :mod:`crmkit.geo` on its unit vector, in the same operation order (``$expr``
+        arithmetic: no trigonometry at query time). ``$geoWithin``/``$centerSphere`` is not
+        used: mongomock lacks it, and its own rounding at the boundary could disagree with
+        the other backends."""
+        lat, lon, km = value
+        box = geo.bounding_box(lat, lon, km)
+        base = f"{GEO}.{t.path}"
+        parts: list[Filter] = [{f"{base}.lat": {"$gte": box.min_lat, "$lte": box.max_lat}}]
+        if box.lon_ranges:
+            parts.append(
+                {"$or": [{f"{base}.lon": {"$gte": lo, "$lte": hi}} for lo, hi in box.lon_ranges]}
+            )
+        centre = geo.unit_vector(lat, lon)
+
+        def square(axis: str, c: float) -> dict[str, Any]:
+            diff = {"$subtract": [f"${base}.{axis}", c]}
+            return {"$multiply": [diff, diff]}
+
+        chord = {
+            "$add": [
+                {"$add": [square("x", centre[0]), square("y", centre[1])]},
+                square("z", centre[2]),
+            ]
+        }
+        parts.append({"$expr": {"$lte": [chord, geo.chord_limit(km)]}})
+        return {"$and": parts}
 
     # --- values --------------------------------------------------------------------------
 

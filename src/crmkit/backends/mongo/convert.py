@@ -33,18 +33,21 @@ from bson.decimal128 import Decimal128
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 from cattrs.preconf.bson import make_converter
 
+from crmkit import geo
 from crmkit.entities import Entity
 from crmkit.entities.schema import queryable_fields
 from crmkit.errors import BackendError, ValidationError
 
 __all__ = [
     "DECIMAL",
+    "GEO",
     "LOWER",
     "SHADOW_FIELDS",
     "DocumentConverter",
     "bson_date",
     "bson_duration",
     "decimal_key",
+    "geo_fields",
     "to_decimal128",
 ]
 
@@ -54,8 +57,11 @@ E = TypeVar("E", bound=Entity)
 LOWER = "_lc"
 #: Shadow sub-document holding order-preserving decimal keys (comparisons, sorting).
 DECIMAL = "_dec"
+#: Shadow sub-document of value objects with coordinates (``address``): float ``lat``/``lon``
+#: and the unit vector ``x``/``y``/``z`` of :mod:`crmkit.geo` (``within_km``).
+GEO = "_geo"
 #: Fields of a stored document that are not entity attributes.
-SHADOW_FIELDS = (LOWER, DECIMAL)
+SHADOW_FIELDS = (LOWER, DECIMAL, GEO)
 
 _MIDNIGHT = dt.time(0, tzinfo=dt.UTC)
 _MS = dt.timedelta(milliseconds=1)
@@ -212,6 +218,19 @@ def _path_getter(column: str, key: str | None) -> Getter:
     return nested
 
 
+def geo_fields(entity: type[Any]) -> tuple[str, ...]:
+    """The value-object fields of ``entity`` with coordinates (``address``), which get a
+    :data:`GEO` shadow."""
+    fields = queryable_fields(entity)
+    return tuple(
+        info.path
+        for info in fields.values()
+        if info.kind == "object"
+        and f"{info.path}.latitude" in fields
+        and f"{info.path}.longitude" in fields
+    )
+
+
 @attrs.frozen
 class _ShadowPlan:
     """Which paths of one entity type get a lower-cased or a decimal-key shadow."""
@@ -219,6 +238,7 @@ class _ShadowPlan:
     text: tuple[tuple[str, str | None, Getter], ...]
     mappings: tuple[str, ...]
     decimals: tuple[tuple[str, str | None, Getter], ...]
+    places: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, entity: type[Any]) -> _ShadowPlan:
@@ -235,7 +255,7 @@ class _ShadowPlan:
             for a in attrs.fields(entity)
             if a.metadata.get("kind") in ("mapping", "text_mapping")
         )
-        return cls(tuple(text), mappings, tuple(decimals))
+        return cls(tuple(text), mappings, tuple(decimals), geo_fields(entity))
 
 
 def _lowered(value: Any) -> Any:
@@ -321,6 +341,15 @@ class DocumentConverter:
                 _put(decimals, column, key, decimal_key(value))
         if decimals:
             doc[DECIMAL] = decimals
+        places: dict[str, Any] = {}
+        for column in plan.places:
+            place = getattr(entity, column)
+            if place is not None and place.latitude is not None:
+                x, y, z = geo.unit_vector(place.latitude, place.longitude)
+                lat, lon = float(place.latitude), float(place.longitude)
+                places[column] = {"lat": lat, "lon": lon, "x": x, "y": y, "z": z}
+        if places:
+            doc[GEO] = places
         return doc
 
     def from_document(self, entity: type[E], document: Mapping[str, Any]) -> E:

@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from crmkit.aggregation import custom_value
+from crmkit.backends.sql.compile import _Custom
 from crmkit.entities.schema import field_info
 
 if TYPE_CHECKING:
@@ -102,6 +104,45 @@ def _truncated(column: Any, kind: str, trunc: str, sqlite: bool) -> Any:
     return sa.cast(sa.func.date_trunc(trunc, column), sa.Date())
 
 
+_CUSTOM_SQL = {"int": "number", "decimal": "number", "bool": "bool"}
+
+
+def _custom_target(store: SqlStore[Any], path: str) -> _Custom:
+    target = store.compiler._target(path)
+    assert isinstance(target, _Custom)
+    return target
+
+
+def _custom_metric_value(store: SqlStore[Any], path: str, kind: str, sqlite: bool) -> Any:
+    """A defined custom field's value in SQL, by the compiler's JSON extraction: numbers
+    as ``numeric`` on PostgreSQL (exact), SQLite's JSON numbers for the decimal folds."""
+    return store.compiler._custom_value(_custom_target(store, path), _CUSTOM_SQL.get(kind, "text"))
+
+
+def _custom_group(
+    store: SqlStore[Any], source: Any, g: Group, i: int, sqlite: bool
+) -> tuple[Any, Any]:
+    """The (possibly joined) source and the group expression of a defined custom field."""
+    assert g.kind is not None
+    compiler = store.compiler
+    target = _custom_target(store, g.path)
+    if g.kind == "text_list":  # a multi-enum: one row per element, none -> the None group
+        if sqlite:
+            each: Any = sa.func.json_each(target.column, compiler._path(target))
+            elements = each.table_valued("value").alias(f"l{i}")
+        else:
+            each = sa.func.jsonb_array_elements_text(compiler._array_or_empty(target))
+            elements = each.table_valued("value").lateral(f"l{i}")
+        return source.outerjoin(elements, sa.true()), elements.c.value
+    expr = compiler._custom_value(target, _CUSTOM_SQL.get(g.kind, "text"))
+    if g.trunc is not None:
+        if not sqlite:  # ISO text: a date or an instant in UTC
+            typ: Any = sa.Date() if g.kind == "date" else sa.DateTime(timezone=True)
+            expr = sa.cast(expr, typ)
+        expr = _truncated(expr, g.kind, g.trunc, sqlite)
+    return source, expr
+
+
 def aggregate_statement(
     store: SqlStore[Any], where: Expr | None, group_by: Sequence[Group], metrics: Sequence[Metric]
 ) -> tuple[sa.Select[Any], bool]:
@@ -112,6 +153,11 @@ def aggregate_statement(
     columns: list[Any] = []
     source: Any = store.table
     for i, g in enumerate(group_by):
+        if g.kind is not None:  # a defined custom field (JSON)
+            source, expr = _custom_group(store, source, g, i, sqlite)
+            keys.append(expr)
+            columns.append(expr.label(f"g{i}"))
+            continue
         target: Any = store.compiler._target(g.path)
         if field_info(store.entity, g.path).kind == "text_list":
             # an alias: a filter's own subqueries on the child table must not correlate to it
@@ -129,8 +175,11 @@ def aggregate_statement(
         if m.path is None:
             columns.append(sa.func.count().label(f"m{i}"))
             continue
-        raw = store.compiler._target(m.path).raw  # type: ignore[union-attr]
-        kind = field_info(store.entity, m.path).kind
+        if m.kind is not None:  # a defined custom field (JSON)
+            raw, kind = _custom_metric_value(store, m.path, m.kind, sqlite), m.kind
+        else:
+            raw = store.compiler._target(m.path).raw  # type: ignore[union-attr]
+            kind = field_info(store.entity, m.path).kind
         if m.op == "count":
             metric: Any = sa.func.count(raw)
         elif sqlite and kind == "decimal":
@@ -146,9 +195,11 @@ def aggregate_statement(
     return stmt, compiled.needs_fold
 
 
-def _decode(store: SqlStore[Any], path: str, value: Any) -> Any:
+def _decode(store: SqlStore[Any], path: str, value: Any, kind: str | None = None) -> Any:
     if value is None:
         return None
+    if kind is not None:  # a defined custom field
+        return custom_value(kind, value)
     kind = field_info(store.entity, path).kind
     codec = store.layout.codecs.get(path)
     if kind == "decimal":
@@ -172,12 +223,12 @@ def read_rows(
             if g.trunc is not None and value is not None:
                 item[g.name] = value if isinstance(value, dt.date) else dt.date.fromisoformat(value)
             else:
-                item[g.name] = _decode(store, g.path, value)
+                item[g.name] = _decode(store, g.path, value, g.kind)
         for j, m in enumerate(metrics):
             value = row[len(group_by) + j]
             if m.op == "count" or m.path is None:
                 item[m.name] = int(value or 0)
             else:
-                item[m.name] = _decode(store, m.path, value)
+                item[m.name] = _decode(store, m.path, value, m.kind)
         out.append(item)
     return out

@@ -32,9 +32,10 @@ Errors: ``IntegrityError`` becomes ``ConflictError``; every other SQLAlchemy or 
 from __future__ import annotations
 
 import functools
+import math
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from typing import Any, Generic, TypeVar
 
@@ -286,6 +287,7 @@ def _configure_sqlite(engine: Engine, *, wal: bool, busy_timeout_ms: int) -> Non
         cursor.execute("PRAGMA secure_delete = ON")
         cursor.close()
         dbapi_conn.create_function(FOLD_FUNCTION, 1, fold, deterministic=True)
+        _install_trig(dbapi_conn)
 
     @event.listens_for(engine, "begin")
     def on_begin(conn: Connection) -> None:
@@ -803,6 +805,24 @@ def _install_fold(conn: Connection) -> None:
     if conn.dialect.name == "sqlite":
         raw: Any = conn.connection.dbapi_connection
         raw.create_function(FOLD_FUNCTION, 1, fold, deterministic=True)
+        _install_trig(raw)
+
+
+def _install_trig(dbapi_conn: Any) -> None:
+    """``sin``/``cos`` for ``within_km`` on a SQLite built without its math functions (the
+    same C library functions Python's :mod:`math` calls)."""
+    try:
+        dbapi_conn.execute("SELECT sin(0), cos(0)").fetchall()
+    except sqlite3.OperationalError:  # no such function
+        dbapi_conn.create_function("sin", 1, _math_or_none(math.sin), deterministic=True)
+        dbapi_conn.create_function("cos", 1, _math_or_none(math.cos), deterministic=True)
+
+
+def _math_or_none(func: Callable[[float], float]) -> Callable[[Any], float | None]:
+    def call(x: Any) -> float | None:
+        return None if x is None else func(float(x))
+
+    return call
 
 
 def _path_value(entity: Any, path: str) -> Any:

@@ -46,6 +46,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.sql.elements import ColumnElement
 
+from crmkit import geo
 from crmkit.backends.sql.schema import EntityLayout, ScalarCodec
 from crmkit.entities.schema import FieldInfo, field_info
 from crmkit.errors import ValidationError
@@ -192,6 +193,10 @@ class FilterCompiler:
         self.fold_collation = fold_collation
         self._targets: dict[str, _Target] = {}
         self._needs_fold = False
+        # compiled ``Or``/``Related`` subtrees by expression: a user view adds the same
+        # permission scope to every query, and building its clauses is most of the cost of
+        # compiling a scoped lookup (SQLAlchemy clauses are immutable, so they are shared)
+        self._memo: dict[Expr, tuple[Clause, bool]] = {}
 
     # --- entry points ----------------------------------------------------------------------
 
@@ -208,6 +213,7 @@ class FilterCompiler:
         visitor.fold_collation = self.fold_collation
         visitor._targets = self._targets  # resolved paths are shared; they are immutable
         visitor._related = self._related  # so are the related compilers and aliases
+        visitor._memo = self._memo
         clause = visitor.visit(expr)
         return CompiledFilter(clause, visitor._needs_fold)
 
@@ -244,16 +250,36 @@ class FilterCompiler:
         """Compile one node of the AST."""
         if isinstance(expr, And):
             return self.visit_and(expr)
-        if isinstance(expr, Or):
-            return self.visit_or(expr)
+        if isinstance(expr, Or | Related):
+            return self._memoized(expr)
         if isinstance(expr, Not):
             return self.visit_not(expr)
-        if isinstance(expr, Related):
-            return self.visit_related(expr)
+        if isinstance(expr, Cond) and expr.op is Op.WITHIN_KM:
+            return self.visit_within_km(expr)
         if isinstance(expr, Cond):
             method: Callable[[_Target, Any], Clause] = getattr(self, f"visit_{expr.op.value}")
             return method(self._target(expr.field), expr.value)
         raise ValidationError("query", expr, "is not a filter expression")
+
+    def _memoized(self, expr: Or | Related) -> Clause:
+        try:
+            hit = self._memo.get(expr)
+        except TypeError:  # a value that cannot be hashed (a list): compile it every time
+            hit = None
+            key = None
+        else:
+            key = expr
+        if hit is not None:
+            self._needs_fold = self._needs_fold or hit[1]
+            return hit[0]
+        outer, self._needs_fold = self._needs_fold, False
+        clause = self.visit_or(expr) if isinstance(expr, Or) else self.visit_related(expr)
+        if key is not None:
+            if len(self._memo) >= 256:
+                self._memo.clear()
+            self._memo[key] = (clause, self._needs_fold)
+        self._needs_fold = outer or self._needs_fold
+        return clause
 
     def visit_and(self, expr: And) -> Clause:
         """All items match (``true`` when there are none)."""
@@ -403,6 +429,45 @@ class FilterCompiler:
     def visit_startswith(self, target: _Target, value: str) -> Clause:
         """The text (or some text element) starts with ``value``, case-sensitively."""
         return self._text_test(target, Op.STARTSWITH, lambda e: self._prefix(e, value))
+
+    def visit_within_km(self, cond: Cond) -> Clause:
+        """``F.address.within_km``: an index-friendly bounding box on the coordinate columns,
+        then the exact test of :mod:`crmkit.geo`, spelled in the same operation order."""
+        lat_t = self._target(f"{cond.field}.latitude")
+        lon_t = self._target(f"{cond.field}.longitude")
+        assert isinstance(lat_t, _Column)
+        assert isinstance(lon_t, _Column)
+        lat, lon, km = cond.value
+        box = geo.bounding_box(lat, lon, km)
+
+        def bound(t: _Column, v: float) -> Any:
+            return sa.literal(t.bind(Decimal(repr(v))))
+
+        parts: list[Clause] = [
+            lat_t.raw.is_not(None),
+            lat_t.expr >= bound(lat_t, box.min_lat),
+            lat_t.expr <= bound(lat_t, box.max_lat),
+        ]
+        if box.lon_ranges:
+            parts.append(
+                sa.or_(
+                    *(
+                        sa.and_(lon_t.expr >= bound(lon_t, lo), lon_t.expr <= bound(lon_t, hi))
+                        for lo, hi in box.lon_ranges
+                    )
+                )
+            )
+        deg = sa.literal(geo.RADIANS_PER_DEGREE, sa.Float())
+        phi = sa.cast(lat_t.raw, sa.Float()) * deg
+        lam = sa.cast(lon_t.raw, sa.Float()) * deg
+        cos_phi = sa.func.cos(phi, type_=sa.Float())
+        cx, cy, cz = (sa.literal(c, sa.Float()) for c in geo.unit_vector(lat, lon))
+        dx = cos_phi * sa.func.cos(lam, type_=sa.Float()) - cx
+        dy = cos_phi * sa.func.sin(lam, type_=sa.Float()) - cy
+        dz = sa.func.sin(phi, type_=sa.Float()) - cz
+        chord = ((dx * dx) + (dy * dy)) + (dz * dz)
+        parts.append(chord <= sa.literal(geo.chord_limit(km), sa.Float()))
+        return sa.and_(*parts)
 
     def visit_exists(self, target: _Target, value: Any = None) -> Clause:
         """The field has a value: not NULL; for a list, not empty; for JSON, not null/[]."""

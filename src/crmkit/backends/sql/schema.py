@@ -178,7 +178,8 @@ def _entity_tables(md: sa.MetaData, prefix: str, entity: type[Entity]) -> None:
             columns.append(sa.Column(a.name, _SCALAR_TYPES[kind], nullable=nullable))
         elif kind == "text_list":
             columns.append(sa.Column(a.name, JsonType, nullable=False))
-            lists.append(a.name)
+            if a.metadata.get("filterable", True):  # else: kept in the JSON column only
+                lists.append(a.name)
         elif kind == "object":
             columns.append(sa.Column(f"has_{a.name}", sa.Boolean(), nullable=False))
             for sub in attrs.fields(a.metadata["type"]):
@@ -440,8 +441,9 @@ class EntityLayout:
             names.append(a.name)
             get = f"e.{a.name}"
             if kind == "text_list":
-                ckey = child_table_name(prefix, entity, a.name)
-                self.children[a.name] = md.tables[f"{schema}.{ckey}" if schema else ckey]
+                if a.metadata.get("filterable", True):
+                    ckey = child_table_name(prefix, entity, a.name)
+                    self.children[a.name] = md.tables[f"{schema}.{ckey}" if schema else ckey]
                 parts.append(f"texts({get})")
                 readers.append(_reader(column_index(a.name), _load_list))
             elif kind == "object":

@@ -501,3 +501,23 @@ def test_geo_distance_matches_the_known_london_paris_distance() -> None:
     box = geo.bounding_box(-17.5, 179.8, 100)
     assert len(box.lon_ranges) == 2
     assert geo.bounding_box(89.5, 0, 100).lon_ranges == ()
+
+
+def test_bound_subtrees_are_reused_unless_they_depend_on_the_time() -> None:
+    """Binding the same ``Or`` twice gives the same result; an ``Or`` holding a relative
+    date is bound again against each ``now``."""
+    t1 = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+    t2 = dt.datetime(2024, 6, 1, tzinfo=dt.UTC)
+    scope = (F.owner_id == "u1") | F.team_id.in_(["t1"])
+    assert bind(scope, Contact, now=t1) == bind(scope, Contact, now=t2)
+    assert bind(scope, Contact, now=t1) == Or(
+        (Cond("owner_id", Op.EQ, "u1"), Cond("team_id", Op.IN, ("t1",)))
+    )
+    recent = (F.owner_id == "u1") | F.created_at.within_last(dt.timedelta(days=1))
+    early, late = bind(recent, Contact, now=t1), bind(recent, Contact, now=t2)
+    assert early != late
+    assert early == Or(
+        (Cond("owner_id", Op.EQ, "u1"), Cond("created_at", Op.GE, t1 - dt.timedelta(days=1)))
+    )
+    with pytest.raises(ValidationError):
+        bind((F.owner_id == "u1") | (F.no_such_field == 1), Contact)

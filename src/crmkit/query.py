@@ -620,7 +620,49 @@ def bind(expr: Expr | None, entity: type[Entity], *, now: dt.datetime | None = N
     return _bind(expr, entity, now)
 
 
+#: Bound ``Or``/``Related`` subtrees by (expression, entity type): a user view adds the same
+#: permission scope to every query, and binding it again each time is most of the cost of
+#: a scoped lookup. Subtrees holding a relative date (``within_last``) are not kept.
+_BOUND: dict[tuple[Expr, type[Entity]], Expr] = {}
+_BOUND_LIMIT = 256
+
+
+def _relative(expr: Expr) -> bool:
+    """Whether ``expr`` holds a condition whose bound form depends on the current time."""
+    if isinstance(expr, Cond):
+        return expr.op is Op.WITHIN_LAST
+    if isinstance(expr, And | Or):
+        return any(_relative(i) for i in expr.items)
+    if isinstance(expr, Not):
+        return _relative(expr.item)
+    if isinstance(expr, Related):
+        return expr.where is not None and _relative(expr.where)
+    return False
+
+
+def _bind_kept(expr: Or | Related, entity: type[Entity], now: dt.datetime) -> Expr:
+    key = (expr, entity)
+    try:
+        hit = _BOUND.get(key)
+    except TypeError:  # a value that cannot be hashed: bind it every time
+        return _bind_node(expr, entity, now)
+    if hit is not None:
+        return hit
+    bound = _bind_node(expr, entity, now)
+    if not _relative(expr):
+        if len(_BOUND) >= _BOUND_LIMIT:
+            _BOUND.clear()
+        _BOUND[key] = bound
+    return bound
+
+
 def _bind(expr: Expr, entity: type[Entity], now: dt.datetime) -> Expr:
+    if isinstance(expr, Or | Related):
+        return _bind_kept(expr, entity, now)
+    return _bind_node(expr, entity, now)
+
+
+def _bind_node(expr: Expr, entity: type[Entity], now: dt.datetime) -> Expr:
     if isinstance(expr, And):
         return And(tuple(_bind(i, entity, now) for i in expr.items))
     if isinstance(expr, Or):

@@ -521,3 +521,13 @@ def test_bound_subtrees_are_reused_unless_they_depend_on_the_time() -> None:
     )
     with pytest.raises(ValidationError):
         bind((F.owner_id == "u1") | (F.no_such_field == 1), Contact)
+
+
+def test_equal_expressions_with_numbers_and_booleans_are_bound_apart() -> None:
+    """``1 == True`` in Python, but a custom flag compared with ``True`` and with ``1`` are
+    different filters: neither reuses the other's bound form."""
+    flag = (F.custom.flag == True) | (F.owner_id == "u1")  # noqa: E712
+    one = (F.custom.flag == 1) | (F.owner_id == "u1")
+    assert flag == one  # Python's equality, which a cache keyed on it would trust
+    assert repr(bind(flag, Contact).to_dict()) != repr(bind(one, Contact).to_dict())
+    assert bind(one, Contact).to_dict()["or"][0]["value"] is not True

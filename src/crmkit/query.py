@@ -68,6 +68,7 @@ __all__ = [
     "related_entity",
     "related_nodes",
     "relation",
+    "reusable",
 ]
 
 
@@ -622,21 +623,29 @@ def bind(expr: Expr | None, entity: type[Entity], *, now: dt.datetime | None = N
 
 #: Bound ``Or``/``Related`` subtrees by (expression, entity type): a user view adds the same
 #: permission scope to every query, and binding it again each time is most of the cost of
-#: a scoped lookup. Subtrees holding a relative date (``within_last``) are not kept.
+#: a scoped lookup. Only subtrees for which :func:`reusable` holds are kept.
 _BOUND: dict[tuple[Expr, type[Entity]], Expr] = {}
 _BOUND_LIMIT = 256
 
 
-def _relative(expr: Expr) -> bool:
-    """Whether ``expr`` holds a condition whose bound form depends on the current time."""
+def reusable(expr: Expr) -> bool:
+    """Whether the bound or compiled form of ``expr`` may be reused for an equal expression:
+    it holds no relative date (``within_last`` depends on the time) and only text values
+    (``1 == True == 1.0`` in Python, while crmkit compares numbers and booleans apart, so
+    equal expressions with other values may differ)."""
     if isinstance(expr, Cond):
-        return expr.op is Op.WITHIN_LAST
+        value = expr.value
+        if expr.op is Op.WITHIN_LAST:
+            return False
+        if isinstance(value, tuple):
+            return all(isinstance(v, str) for v in value)
+        return value is None or isinstance(value, str)
     if isinstance(expr, And | Or):
-        return any(_relative(i) for i in expr.items)
+        return all(reusable(i) for i in expr.items)
     if isinstance(expr, Not):
-        return _relative(expr.item)
+        return reusable(expr.item)
     if isinstance(expr, Related):
-        return expr.where is not None and _relative(expr.where)
+        return expr.where is None or reusable(expr.where)
     return False
 
 
@@ -649,7 +658,7 @@ def _bind_kept(expr: Or | Related, entity: type[Entity], now: dt.datetime) -> Ex
     if hit is not None:
         return hit
     bound = _bind_node(expr, entity, now)
-    if not _relative(expr):
+    if reusable(expr):
         if len(_BOUND) >= _BOUND_LIMIT:
             _BOUND.clear()
         _BOUND[key] = bound

@@ -62,6 +62,7 @@ from crmkit.query import (
     Relation,
     related_entity,
     relation,
+    reusable,
 )
 
 __all__ = ["FOLD_FUNCTION", "CompiledFilter", "FilterCompiler", "fold"]
@@ -274,7 +275,7 @@ class FilterCompiler:
             return hit[0]
         outer, self._needs_fold = self._needs_fold, False
         clause = self.visit_or(expr) if isinstance(expr, Or) else self.visit_related(expr)
-        if key is not None:
+        if key is not None and reusable(expr):
             if len(self._memo) >= 256:
                 self._memo.clear()
             self._memo[key] = (clause, self._needs_fold)

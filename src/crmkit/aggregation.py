@@ -400,7 +400,7 @@ def _truncate(value: Any, trunc: str) -> Any:
         return None
     day: dt.date = value.astimezone(dt.UTC).date() if isinstance(value, dt.datetime) else value
     if trunc == "week":
-        return day - dt.timedelta(days=day.weekday())
+        return week_start(day)
     if trunc == "month":
         return day.replace(day=1)
     if trunc == "year":

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 from crmkit.errors import CRMError, ValidationError
 
 if TYPE_CHECKING:
+    from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
     from crmkit.analytics import PriorityRow
@@ -58,6 +59,14 @@ __all__ = [
 
 _FORMATS = ("png", "svg")
 _BLUE, _GREEN, _GREY, _RED = "#4C72B0", "#55A868", "#8C8C8C", "#C44E52"
+
+
+def _titled(title: str) -> tuple[Figure, Axes]:
+    """A figure with one set of axes under ``title``."""
+    fig = _figure()
+    ax = fig.add_subplot()
+    ax.set_title(title)
+    return fig, ax
 
 
 def _figure(width: float = 8.0, height: float = 4.5) -> Figure:
@@ -99,9 +108,7 @@ def funnel_chart(
 ) -> Path:
     """Draw funnel steps as horizontal bars (first stage on top), each labelled with its
     entries and the conversion to the next stage; returns the file's path."""
-    fig = _figure()
-    ax = fig.add_subplot()
-    ax.set_title(title)
+    fig, ax = _titled(title)
     if not steps:
         _empty(ax)
     else:
@@ -160,9 +167,7 @@ def sla_chart(
     format: str | None = None,
 ) -> Path:
     """Draw first-response and resolution compliance (%) per ticket priority."""
-    fig = _figure()
-    ax = fig.add_subplot()
-    ax.set_title(title)
+    fig, ax = _titled(title)
     if not rows:
         _empty(ax)
     else:
@@ -220,9 +225,7 @@ def nps_chart(
 ) -> Path:
     """Draw the NPS per period as a line over stacked bars of promoters, passives and
     detractors."""
-    fig = _figure()
-    ax = fig.add_subplot()
-    ax.set_title(title)
+    fig, ax = _titled(title)
     rows = [r for r in rows if r.responses]
     if not rows:
         _empty(ax)
@@ -260,9 +263,7 @@ def csat_chart(
 ) -> Path:
     """Draw CSAT (share of satisfied responses, %) per group, labelled with the number of
     responses."""
-    fig = _figure()
-    ax = fig.add_subplot()
-    ax.set_title(title)
+    fig, ax = _titled(title)
     rows = [r for r in rows if r.responses]
     if not rows:
         _empty(ax)

@@ -6,8 +6,12 @@ every service, import, merge and user view built on them) appends an
 the collection and id of the record, the action, the names of the changed fields
 (``changed``), their old and new values (``changes``:
 ``{"field": {"old": <json>, "new": <json>}}``), the acting user and reason
-(:meth:`crmkit.CRM.acting`) and the time. Creates record the fields they set (``old`` is
-``None``), deletes the fields the record had (``new`` is ``None``). Bulk writes insert their
+(:meth:`crmkit.CRM.acting`) and the time. Deletes record every field the record had (``new``
+is ``None``). Creates store the names of the fields they set but not their values: those
+are the record's first version, which is stored already, so :meth:`AuditTrail.history`
+fills them in when it reads the entry (each field's ``old`` in the next entry that changed
+it, else the record's current value). A create costs one small entry instead of a second
+copy of the record: bulk writes and imports write half the bytes. Bulk writes insert their
 entries in bulk, one statement per batch. The ``audit_log`` collection itself is not
 audited.
 
@@ -124,23 +128,34 @@ def diff(new: Any | None, old: Any | None) -> dict[str, FrozenDict]:
     if new is None and old is None:
         return {}
     out: dict[str, FrozenDict] = {}
-    record = new if new is not None else old
-    shape = _Shape.of(type(record))
     if new is not None and old is not None:
+        shape = _Shape.of(type(new))
         for name, before, after in zip(
             shape.names, shape.values(old), shape.values(new), strict=True
         ):
             if before is not after and before != after:
                 out[name] = FrozenDict({"old": json_safe(before), "new": json_safe(after)})
         return out
-    for name, value, default in zip(shape.names, shape.values(record), shape.defaults, strict=True):
-        if default is not _UNSET and (value is default or value == default):
-            continue
-        safe = json_safe(value)
+    record = new if new is not None else old
+    for name in set_fields(record):
+        safe = json_safe(getattr(record, name))
         out[name] = FrozenDict(
             {"old": None, "new": safe} if new is not None else {"old": safe, "new": None}
         )
     return out
+
+
+def set_fields(record: Any) -> tuple[str, ...]:
+    """The names of ``record``'s fields that differ from their defaults (storage fields
+    excepted): what a create sets."""
+    shape = _Shape.of(type(record))
+    return tuple(
+        name
+        for name, value, default in zip(
+            shape.names, shape.values(record), shape.defaults, strict=True
+        )
+        if default is _UNSET or (value is not default and value != default)
+    )
 
 
 @attrs.frozen
@@ -157,6 +172,7 @@ class FieldChange:
 
 
 _ENTRY_FIELDS = frozenset(a.name for a in attrs.fields(AuditEntry))
+_NO_CHANGES = FrozenDict()
 
 
 def _entry(**values: Any) -> AuditEntry:
@@ -222,8 +238,13 @@ class AuditTrail:
         if reason is not None:
             reason = f.to_text(reason, "audit_entry.reason", max_length=2000)
         entries = []
+        creating = action is AuditAction.CREATE
         for new, old in writes:
-            changes = diff(new, old)
+            if creating:  # names only: the values are the stored record (see the module doc)
+                changed, changes = set_fields(new), _NO_CHANGES
+            else:
+                payload = diff(new, old)
+                changed, changes = tuple(payload), FrozenDict(payload)
             record = new if new is not None else old
             assert record is not None
             # the write's own time (``updated_at``) when it has one, so they agree exactly
@@ -239,11 +260,11 @@ class AuditTrail:
                     record_collection=collection,
                     record_id=record.id,
                     action=action,
-                    changed=tuple(changes),
+                    changed=changed,
                     actor_id=actor,
                     at=when,
                     reason=reason,
-                    changes=FrozenDict(changes),
+                    changes=changes,
                 )
             )
         if entries:
@@ -274,7 +295,81 @@ class AuditTrail:
             where = where & (F.record_collection == collection)
         if before is not None:
             where = where & (F.at < before)
-        return self._crm.audit_log.find(where, order_by=["-at", "-id"], limit=limit)
+        return self.filled(self._crm.audit_log.find(where, order_by=["-at", "-id"], limit=limit))
+
+    def filled(self, entries: Sequence[AuditEntry]) -> list[AuditEntry]:
+        """``entries`` (any records, any order; kept) with the values of their creates
+        filled in: a create stores only the names of the fields it set, and each value is
+        the ``old`` value of the next entry of the record that changed the field, else the
+        record's current value (``None`` if the record is gone). Entries read through
+        :meth:`history` are filled already; this is for entries read from ``audit_log``
+        directly.
+
+        A field changed while the trail was switched off (``enabled = False``) shows the
+        value after that change: the trail cannot know an unaudited write.
+        """
+        todo = [e for e in entries if _bare_create(e)]
+        if not todo:
+            return list(entries)
+        log = self._crm.audit_log
+        later: dict[tuple[str, str], list[AuditEntry]] = {}
+        ids = sorted({e.record_id or "" for e in todo})
+        for start in range(0, len(ids), 500):
+            where = F.record_id.in_(ids[start : start + 500])
+            for entry in log.find(where, order_by=["at", "id"]):
+                later.setdefault((entry.record_collection or "", entry.record_id or ""), []).append(
+                    entry
+                )
+        values: dict[str, FrozenDict] = {}
+        missing: dict[tuple[str, str], list[tuple[AuditEntry, str]]] = {}
+        for create in todo:
+            key = (create.record_collection or "", create.record_id or "")
+            found: dict[str, Any] = {}
+            position = (create.at, create.id or "")
+            for entry in later.get(key, ()):
+                if (entry.at, entry.id or "") <= position:
+                    continue
+                for name in entry.changed:
+                    if name in create.changed and name not in found and name in entry.changes:
+                        found[name] = entry.changes[name].get("old")
+                if len(found) == len(create.changed):
+                    break
+            for name in create.changed:
+                if name not in found:
+                    missing.setdefault(key, []).append((create, name))
+            values[create.id or ""] = FrozenDict(found)
+        current = self._current(missing)
+        out = []
+        for entry in entries:
+            if not _bare_create(entry):
+                out.append(entry)
+                continue
+            found = dict(values[entry.id or ""])
+            record = current.get((entry.record_collection or "", entry.record_id or ""))
+            changes = {
+                name: {
+                    "old": None,
+                    "new": found[name] if name in found else json_safe(getattr(record, name, None)),
+                }
+                for name in entry.changed
+            }
+            out.append(attrs.evolve(entry, changes=changes))
+        return out
+
+    def _current(self, wanted: Mapping[tuple[str, str], Any]) -> dict[tuple[str, str], Any]:
+        """The stored records named by ``(collection, id)`` keys, where they still exist."""
+        by_collection: dict[str, list[str]] = {}
+        for collection, record_id in wanted:
+            by_collection.setdefault(collection, []).append(record_id)
+        out: dict[tuple[str, str], Any] = {}
+        for collection, ids in by_collection.items():
+            try:
+                repo: Any = self._crm.repository(collection)
+            except ValidationError:  # a collection no longer known: its values are gone
+                continue
+            for record in repo.get_many(ids):
+                out[(collection, record.id or "")] = record
+        return out
 
     def field_history(
         self, record_id: str, field: str, *, collection: str | None = None
@@ -308,6 +403,11 @@ class AuditTrail:
                 )
             )
         return changes
+
+
+def _bare_create(entry: AuditEntry) -> bool:
+    """A create entry as stored: the names of the fields it set, without their values."""
+    return entry.action is AuditAction.CREATE and not entry.changes and bool(entry.changed)
 
 
 def _thaw(value: Any) -> Any:

@@ -390,7 +390,7 @@ class Privacy:
         out: list[AuditEntry] = []
         for chunk in _chunks(ids):
             out += self._crm.audit_log.find(F.record_id.in_(chunk), order_by="at")
-        return out
+        return self._crm.audit.filled(out)
 
     def export(self, contact_id: str) -> dict[str, Any]:
         """Everything the CRM holds about a person, as one JSON-serializable document.

@@ -16,7 +16,7 @@ import attrs
 
 from crmkit.aggregation import Group, Metric, check_spec, finish_rows
 from crmkit.entities import AuditAction, Entity
-from crmkit.entities._base import stamped
+from crmkit.entities._base import stamp_new, stamped
 from crmkit.errors import BackendError, ConflictError, ValidationError
 from crmkit.events import Created, Deleted, Event, Updated
 from crmkit.ids import new_id
@@ -208,8 +208,11 @@ class Repository(Generic[E]):
         return entity
 
     def _new(self, entity: E | Mapping[str, Any], now: dt.datetime) -> E:
-        # stamped before the hooks, so that they see the write's time (``updated_at``)
-        ready = stamped(self._build(entity), id=new_id(), version=1, created_at=now, updated_at=now)
+        # stamped before the hooks, so that they see the write's time (``updated_at``); an
+        # entity built here from a mapping is private to this call and stamped in place
+        built = self._build(entity)
+        stamp = stamped if built is entity else stamp_new
+        ready = stamp(built, id=new_id(), version=1, created_at=now, updated_at=now)
         entity = self._prepare(ready, None)
         if entity is ready:
             return ready

@@ -89,14 +89,28 @@ def _fail(instance: Any, field: attrs.Attribute[Any], value: Any, reason: str) -
     return ValidationError(_where(instance, field), value, reason)
 
 
-def _converter(fn: Callable[[Any, str], Any]) -> attrs.Converter[Any, Any]:
-    """Wrap ``fn(value, where)`` as an attrs converter that knows its entity and field."""
+def _converter(
+    fn: Callable[[Any, str], Any], *, optional: bool = False, empty: type | None = None
+) -> attrs.Converter[Any, Any]:
+    """Wrap ``fn(value, where)`` as an attrs converter that knows its entity and field.
+
+    attrs runs a converter on every field of every record built, defaults included, and
+    most fields of a record are left at their default. ``optional`` (``None`` is a valid
+    value) and ``empty`` (an empty value of exactly this type, the factory's, is valid)
+    return those values without calling ``fn``: they are valid by construction, and this
+    is the hot path of bulk writes and imports.
+    """
 
     # the error location ("contact.emails") is the same for every instance of a class:
     # built once per class instead of on every conversion (a hot path of bulk writes)
     wheres: dict[type, str] = {}
 
     def convert(value: Any, instance: Any, field: attrs.Attribute[Any]) -> Any:
+        if value is None:
+            if optional:
+                return None
+        elif empty is not None and type(value) is empty and not value:
+            return value
         where = wheres.get(type(instance))
         if where is None:
             where = wheres[type(instance)] = _where(instance, field)
@@ -394,7 +408,9 @@ def text(
 
     ``sensitivity`` (``"personal"``, ``"sensitive"``) tags fields that hold personal data
     (see :func:`sensitivity_of`)."""
-    conv = _converter(lambda v, w: to_text(v, w, required=required, max_length=max_length))
+    conv = _converter(
+        lambda v, w: to_text(v, w, required=required, max_length=max_length), optional=not required
+    )
     meta = _tagged({"kind": "text"}, sensitivity)
     if required:
         return attrs.field(converter=conv, metadata=meta)
@@ -403,7 +419,7 @@ def text(
 
 def ref(*, required: bool = False, default: str | None = None) -> Any:
     """The id of another record (or another short identifier such as a stage key)."""
-    conv = _converter(lambda v, w: to_id(v, w, required=required))
+    conv = _converter(lambda v, w: to_id(v, w, required=required), optional=not required)
     meta = {"kind": "text", "ref": True}
     if default is not None:
         return attrs.field(default=default, converter=conv, metadata=meta)
@@ -424,7 +440,7 @@ def text_list(*, sensitivity: str | None = None, filterable: bool = True) -> Any
         meta["filterable"] = False
     return attrs.field(
         factory=tuple,
-        converter=_converter(to_text_tuple),
+        converter=_converter(to_text_tuple, empty=tuple),
         metadata=_tagged(meta, sensitivity),
     )
 
@@ -433,14 +449,16 @@ def ref_list() -> Any:
     """A list of distinct record ids, stored as a tuple."""
     return attrs.field(
         factory=tuple,
-        converter=_converter(to_id_tuple),
+        converter=_converter(to_id_tuple, empty=tuple),
         metadata={"kind": "text_list", "ref": True},
     )
 
 
 def flag(default: bool = False) -> Any:
     """A boolean field."""
-    return attrs.field(default=default, converter=_converter(to_bool), metadata={"kind": "bool"})
+    return attrs.field(
+        default=default, converter=_converter(to_bool, empty=bool), metadata={"kind": "bool"}
+    )
 
 
 def integer(*, minimum: int | None = None, default: int | None = None) -> Any:
@@ -448,7 +466,9 @@ def integer(*, minimum: int | None = None, default: int | None = None) -> Any:
     required = default is not None
     return attrs.field(
         default=default,
-        converter=_converter(lambda v, w: to_int(v, w, minimum=minimum, required=required)),
+        converter=_converter(
+            lambda v, w: to_int(v, w, minimum=minimum, required=required), optional=not required
+        ),
         metadata={"kind": "int"},
     )
 
@@ -458,7 +478,8 @@ def decimal(
 ) -> Any:
     """An optional decimal number."""
     conv = _converter(
-        lambda v, w: to_decimal(v, w, minimum=minimum, maximum=maximum, required=required)
+        lambda v, w: to_decimal(v, w, minimum=minimum, maximum=maximum, required=required),
+        optional=not required,
     )
     meta = {"kind": "decimal"}
     if required:
@@ -468,7 +489,7 @@ def decimal(
 
 def timestamp(*, required: bool = False) -> Any:
     """A timezone-aware datetime, stored in UTC with millisecond precision."""
-    conv = _converter(lambda v, w: to_datetime(v, w, required=required))
+    conv = _converter(lambda v, w: to_datetime(v, w, required=required), optional=not required)
     meta = {"kind": "datetime"}
     if required:
         return attrs.field(converter=conv, metadata=meta)
@@ -478,20 +499,26 @@ def timestamp(*, required: bool = False) -> Any:
 def day(*, sensitivity: str | None = None) -> Any:
     """An optional calendar date."""
     return attrs.field(
-        default=None, converter=_converter(to_date), metadata=_tagged({"kind": "date"}, sensitivity)
+        default=None,
+        converter=_converter(to_date, optional=True),
+        metadata=_tagged({"kind": "date"}, sensitivity),
     )
 
 
 def duration() -> Any:
     """An optional non-negative duration (``timedelta``; numbers are seconds)."""
     return attrs.field(
-        default=None, converter=_converter(to_timedelta), metadata={"kind": "duration"}
+        default=None,
+        converter=_converter(to_timedelta, optional=True),
+        metadata={"kind": "duration"},
     )
 
 
 def choice(enum_type: type[E], *, default: Any = None, required: bool = False) -> Any:
     """A value from ``enum_type`` (a ``StrEnum``: the plain string is accepted too)."""
-    conv = _converter(lambda v, w: to_enum(enum_type, v, w, required=required))
+    conv = _converter(
+        lambda v, w: to_enum(enum_type, v, w, required=required), optional=not required
+    )
     meta = {"kind": "text", "choices": enum_type}
     if required and default is None:
         return attrs.field(converter=conv, metadata=meta)
@@ -502,7 +529,7 @@ def mapping(*, sensitivity: str | None = None) -> Any:
     """A free-form mapping of names to JSON-like values (``custom``)."""
     return attrs.field(
         factory=FrozenDict,
-        converter=_converter(to_mapping),
+        converter=_converter(to_mapping, empty=FrozenDict),
         metadata=_tagged({"kind": "mapping"}, sensitivity),
     )
 
@@ -511,7 +538,7 @@ def json_document(*, sensitivity: str | None = None) -> Any:
     """A nested JSON document (a stored query rule); not queryable."""
     return attrs.field(
         factory=FrozenDict,
-        converter=_converter(to_json),
+        converter=_converter(to_json, empty=FrozenDict),
         metadata=_tagged({"kind": "json"}, sensitivity),
     )
 
@@ -520,7 +547,7 @@ def text_mapping(*, sensitivity: str | None = None) -> Any:
     """A mapping of names to text values (``external_ids``: source -> id)."""
     return attrs.field(
         factory=FrozenDict,
-        converter=_converter(to_text_mapping),
+        converter=_converter(to_text_mapping, empty=FrozenDict),
         metadata=_tagged({"kind": "text_mapping"}, sensitivity),
     )
 
@@ -546,8 +573,10 @@ def value_object(
 
     meta = _tagged({"kind": "object", "type": cls}, sensitivity)
     if factory is not None:
-        return attrs.field(factory=factory, converter=_converter(conv), metadata=meta)
-    return attrs.field(default=None, converter=_converter(conv), metadata=meta)
+        return attrs.field(
+            factory=factory, converter=_converter(conv, optional=True), metadata=meta
+        )
+    return attrs.field(default=None, converter=_converter(conv, optional=True), metadata=meta)
 
 
 def value_list(cls: type[T]) -> Any:
@@ -575,5 +604,7 @@ def value_list(cls: type[T]) -> Any:
         return tuple(out)
 
     return attrs.field(
-        factory=tuple, converter=_converter(conv), metadata={"kind": "objects", "type": cls}
+        factory=tuple,
+        converter=_converter(conv, empty=tuple),
+        metadata={"kind": "objects", "type": cls},
     )

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import time
 from decimal import Decimal
 from typing import Any
 
@@ -57,6 +58,37 @@ class AuditConformance:
         assert update.at == changed.updated_at
         assert crm.audit.history(ada.id, limit=1) == [delete]
         assert crm.audit.history(ada.id, collection="accounts") == []
+
+    def test_audit_create_values_are_filled_in_from_the_next_change(self, crm: CRM) -> None:
+        """A create stores field names only; reads fill in the values of version 1."""
+        ada = crm.contacts.add(
+            Contact(first_name="Ada", title="CTO", emails=("ada@example.com",), tags=("vip",))
+        )
+        key = ada.id or ""
+        stored = crm.audit_log.find(F.record_id == key)
+        assert [(e.action, dict(e.changes)) for e in stored] == [("create", {})]
+        time.sleep(0.003)  # the updates below are strictly later than the create
+        ada = crm.contacts.update(attrs.evolve(ada, title="CEO"))
+        ada = crm.contacts.update(attrs.evolve(ada, title="Chair", first_name="Ada B"))
+        first = {
+            "first_name": {"old": None, "new": "Ada"},
+            "title": {"old": None, "new": "CTO"},
+            "emails": {"old": None, "new": ["ada@example.com"]},
+            "tags": {"old": None, "new": ["vip"]},
+        }
+        create = crm.audit.history(key)[-1]
+        assert _changes(create) == first
+        # a page that starts before the later entries is filled in the same way
+        second = crm.audit.history(key)[1]
+        assert _changes(crm.audit.history(key, before=second.at)[0]) == first
+        assert [(c.old, c.new) for c in crm.audit.field_history(key, "title")] == [
+            ("CEO", "Chair"),
+            ("CTO", "CEO"),
+            (None, "CTO"),
+        ]
+        crm.contacts.delete(key)
+        assert _changes(crm.audit.history(key)[-1]) == first
+        assert _changes(crm.audit.filled(stored)[0]) == first
 
     def test_audit_values_are_json_safe(self, crm: CRM) -> None:
         from crmkit import Deal, Pipeline

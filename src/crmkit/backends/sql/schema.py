@@ -467,7 +467,9 @@ class EntityLayout:
                 readers.append(_reader(column_index(a.name), loader))
             elif kind == "objects":
                 cls = a.metadata["type"]
-                parts.append(f"dumps([{use(_object_to_json)}(o) for o in {get}])")
+                parts.append(
+                    f'(dumps([{use(_object_to_json)}(o) for o in {get}]) if {get} else "[]")'
+                )
                 readers.append(
                     _reader(
                         column_index(a.name),

@@ -6,6 +6,10 @@ writes one row per record. The CSV columns are field paths (``address.city``; li
 joined with ``;``; ``custom`` and ``external_ids`` as JSON objects), so the file imports back
 with ``crm.imports.csv(path, entity)`` unchanged. JSON Lines holds one JSON object per
 record, every field included.
+
+Through a user view (``crm.as_user(user).exports``) only the records the user may read are
+written, the fields hidden from them are left out of the default columns and documents, and
+naming a hidden field raises ``PermissionDenied``.
 """
 
 from __future__ import annotations
@@ -22,11 +26,12 @@ import attrs
 from crmkit.dedupe.snapshot import plain, to_document
 from crmkit.entities import Entity, SegmentKind
 from crmkit.entities.schema import field_info
-from crmkit.errors import ValidationError
+from crmkit.errors import PermissionDenied, ValidationError
 from crmkit.query import Expr, F
 
 if TYPE_CHECKING:
     from crmkit.crm import CRM
+    from crmkit.permissions import ScopedRepository, UserView
     from crmkit.repository import Repository
 
 __all__ = ["Exporter", "Target"]
@@ -76,10 +81,32 @@ def _value(record: Entity, path: str) -> Any:
 
 
 class Exporter:
-    """``crm.exports``: write a collection to CSV or JSON Lines (see the module)."""
+    """``crm.exports`` (or a user view's): write a collection to CSV or JSON Lines (see the
+    module)."""
 
-    def __init__(self, crm: CRM) -> None:
+    def __init__(self, crm: CRM | UserView) -> None:
         self._crm = crm
+
+    def _hidden(self, entity: str) -> frozenset[str]:
+        """The field paths hidden from the user of a view (none for the CRM itself)."""
+        grants = getattr(self._crm, "grants", None)
+        return grants.hidden_fields(entity) if grants is not None else frozenset()
+
+    def _visible(self, entity: str, columns: list[str], named: bool) -> list[str]:
+        """``columns`` without the hidden ones; a hidden column the caller ``named`` is
+        refused (``PermissionDenied``)."""
+        hidden = self._hidden(entity)
+        if not hidden:
+            return columns
+        out = []
+        for path in columns:
+            top = path.split(".")[0]
+            if path in hidden or top in hidden:
+                if named:
+                    raise PermissionDenied(f"{entity}.{path} is hidden from this user")
+                continue
+            out.append(path)
+        return out
 
     def __repr__(self) -> str:
         return f"<Exporter of {self._crm!r}>"
@@ -102,7 +129,7 @@ class Exporter:
     def _records(
         self, entity: str, where: Expr | str | None, order_by: Any, batch_size: int
     ) -> Iterator[Entity]:
-        repo: Repository[Entity] = self._crm.repository(entity)
+        repo: Repository[Entity] | ScopedRepository[Entity] = self._crm.repository(entity)
         return repo.iterate(
             self._where(entity, where), order_by=order_by or "id", batch_size=batch_size
         )
@@ -130,6 +157,7 @@ class Exporter:
         for path in columns:
             if path not in names or names[path].metadata.get("kind") == "object":
                 field_info(repo_entity, path)
+        columns = self._visible(entity, columns, named=fields is not None)
         count = 0
         records = self._records(entity, where, order_by, batch_size)
         with _opened(target) as file:
@@ -156,18 +184,21 @@ class Exporter:
         ``fields`` given), values as plain JSON (dates ISO text, decimals exact text).
         """
         repo_entity: type[Entity] = self._crm.repository(entity).entity
+        names = [a.name for a in attrs.fields(repo_entity)]
         if fields is not None:
-            names = {a.name for a in attrs.fields(repo_entity)}
             unknown = [f for f in fields if f not in names]
             if unknown:
                 raise ValidationError("fields", unknown, f"are not fields of {entity}")
+        wanted = list(fields) if fields is not None else names
+        kept = self._visible(entity, wanted, named=fields is not None)
+        keys = None if kept == names else kept
         count = 0
         records = self._records(entity, where, order_by, batch_size)
         with _opened(target) as file:
             for record in records:
                 document = to_document(record)
-                if fields is not None:
-                    document = {f: document[f] for f in fields}
+                if keys is not None:
+                    document = {f: document[f] for f in keys}
                 file.write(json.dumps(document, ensure_ascii=False))
                 file.write("\n")
                 count += 1

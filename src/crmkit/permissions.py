@@ -762,6 +762,10 @@ class UserView:
 
         #: CSAT and NPS reports over the survey responses this user may read.
         self.satisfaction = Satisfaction(self)
+        from crmkit.exports import Exporter
+
+        #: CSV and JSON Lines exports of what this user may read, hidden fields left out.
+        self.exports = Exporter(self)
         from crmkit.email import EmailCapture
 
         #: Email capture within this user's permissions (the CRM's routing settings).

@@ -9,10 +9,13 @@ back from storage in a form that imports to the same records.
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 
-from crmkit import CRM, Account, Contact
+import pytest
+
+from crmkit import CRM, Account, Address, Contact, PermissionDenied, Role, User
 from crmkit.imports import ImportSummary
 from crmkit.query import F
 
@@ -99,3 +102,45 @@ class ImportExportConformance:
         assert crm.exports.jsonl(out, "contacts", where=F.custom.tier == "gold") == 1
         (document,) = [json.loads(line) for line in out.getvalue().splitlines()]
         assert document["external_ids"] == {"shop": "C-1"}
+
+    def test_export_through_a_user_view(self, crm: CRM) -> None:
+        """A view exports the records its user may read, without the hidden fields."""
+        role = crm.roles.add(
+            Role(
+                name="rep",
+                permissions={"contacts": {"read": "own"}},
+                hidden_fields={"contacts": ["phones", "address", "custom.salary"]},
+            )
+        )
+        user = crm.users.add(User(name="Rep", role_ids=(role.id or "",)))
+        crm.contacts.add_many(
+            [
+                Contact(
+                    first_name="Ada",
+                    phones=("+14155550100",),
+                    address=Address(city="London"),
+                    custom={"salary": 90, "tier": "gold"},
+                    owner_id=user.id,
+                ),
+                Contact(first_name="Grace", phones=("+14155550101",), owner_id="someone-else"),
+            ]
+        )
+        view = crm.as_user(user.id or "")
+        out = io.StringIO()
+        assert view.exports.csv(out, "contacts") == 1
+        header, row = list(csv.reader(io.StringIO(out.getvalue())))
+        assert "phones" not in header
+        assert "address.city" not in header
+        assert dict(zip(header, row, strict=True))["first_name"] == "Ada"
+        assert json.loads(dict(zip(header, row, strict=True))["custom"]) == {"tier": "gold"}
+        out = io.StringIO()
+        assert view.exports.jsonl(out, "contacts") == 1
+        (document,) = [json.loads(line) for line in out.getvalue().splitlines()]
+        assert "phones" not in document
+        assert "address" not in document
+        assert document["custom"] == {"tier": "gold"}
+        for fields in (["first_name", "phones"], ["custom.salary"]):
+            with pytest.raises(PermissionDenied):
+                view.exports.csv(io.StringIO(), "contacts", fields=fields)
+        with pytest.raises(PermissionDenied):
+            view.exports.jsonl(io.StringIO(), "contacts", fields=["phones"])

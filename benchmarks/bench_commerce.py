@@ -25,7 +25,7 @@ import random
 import sqlite3
 import tempfile
 
-from _timing import best_of, timed
+from _timing import best_of, print_ratios, timed
 
 import crmkit
 from crmkit import Contact, Money, Order, OrderLine
@@ -122,14 +122,11 @@ def main() -> None:
         )
         raw.close()
         crm.close()
-    print(f"commerce on SQLite over {args.n:,} orders, {max(args.n // 5, 1):,} contacts")
-    width = max(len(r[0]) for r in rows)
-    print(f"{'operation':<{width}}  {'crmkit':>9}  {'baseline':>9}  {'ratio':>6}  target")
-    for label, ours, base, target in rows:
-        print(
-            f"{label:<{width}}  {ours * 1000:>7.1f}ms  {base * 1000:>7.1f}ms  "
-            f"{ours / base:>5.2f}x  {target}"
-        )
+    print_ratios(
+        f"commerce on SQLite over {args.n:,} orders, {max(args.n // 5, 1):,} contacts",
+        "operation",
+        rows,
+    )
 
 
 if __name__ == "__main__":

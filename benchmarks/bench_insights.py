@@ -23,7 +23,7 @@ import random
 import sqlite3
 import tempfile
 
-from _timing import best_of
+from _timing import best_of, print_ratios
 
 import crmkit
 from crmkit import Contact, Interaction
@@ -100,14 +100,8 @@ def main() -> None:
         )
         raw.close()
         crm.close()
-    print(f"analytics on SQLite over {args.n:,} interactions, {max(args.n // 10, 1):,} contacts")
-    width = max(len(r[0]) for r in rows)
-    print(f"{'report':<{width}}  {'crmkit':>9}  {'by hand':>9}  {'ratio':>6}  target")
-    for label, ours, base in rows:
-        print(
-            f"{label:<{width}}  {ours * 1000:>7.1f}ms  {base * 1000:>7.1f}ms  "
-            f"{ours / base:>5.2f}x  <= 1.5x"
-        )
+    title = f"analytics on SQLite over {args.n:,} interactions, {max(args.n // 10, 1):,} contacts"
+    print_ratios(title, "report", [(label, ours, base, "<= 1.5x") for label, ours, base in rows])
 
 
 if __name__ == "__main__":

@@ -19,16 +19,22 @@ Two ratios are printed for each query:
 
 The target (<= 1.3x) applies to the permission layer: every ``vs same rows`` ratio, and
 ``vs unscoped`` for lookups. Asserts nothing.
+
+Each of the ``--runs`` rounds times every call of the table in turn (so a busy machine, or
+the disk still writing the freshly built database, slows them alike): one untimed call,
+then a batch of calls lasting about 5 ms. The best round of each call is kept.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import random
 import tempfile
+from collections.abc import Callable
 from typing import Any
 
-from _timing import best_of
+from _timing import timed
 
 import crmkit
 from crmkit import Contact, Role, Team, User
@@ -76,6 +82,23 @@ QUERIES: list[tuple[str, Any, str]] = [
 ]  # fmt: skip
 
 
+def interleaved(runs: int, fns: list[Callable[[], Any]]) -> list[float]:
+    """Best seconds per call of each of ``fns`` over ``runs`` rounds, each round timing
+    every function in turn (one untimed call, then a batch of calls lasting about 5 ms)."""
+    batches = [max(1, min(50, round(0.005 / max(timed(fn), 1e-6)))) for fn in fns]
+    best = [math.inf] * len(fns)
+    for _ in range(runs):
+        for i, (fn, calls) in enumerate(zip(fns, batches, strict=True)):
+
+            def batch(fn: Callable[[], Any] = fn, calls: int = calls) -> None:
+                for _ in range(calls):
+                    fn()
+
+            fn()  # untimed: the call before may have filled the CPU caches with its data
+            best[i] = min(best[i], timed(batch) / calls)
+    return best
+
+
 def main() -> None:
     """Run the benchmark and print its table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -90,7 +113,8 @@ def main() -> None:
         members = sorted(view.team_members())
         by_hand = (F.team_id.in_(list(user.team_ids))) | F.owner_id.in_(members)
         visible = crm.contacts.count(by_hand)
-        for label, where, order_by in QUERIES:
+        calls: list[Callable[[], Any]] = []
+        for _label, where, order_by in QUERIES:
             scoped = view.contacts.find(where, order_by=order_by, limit=50)
             assert scoped == crm.contacts.find(where & by_hand, order_by=order_by, limit=50)
 
@@ -103,10 +127,10 @@ def main() -> None:
             def run_hand(where: Any = where, order_by: str = order_by) -> None:
                 crm.contacts.find(where & by_hand, order_by=order_by, limit=50)
 
-            ours = best_of(args.runs, run_scoped)
-            plain = best_of(args.runs, run_plain)
-            hand = best_of(args.runs, run_hand)
-            rows.append((label, ours, plain, hand))
+            calls += [run_scoped, run_plain, run_hand]
+        best = interleaved(args.runs, calls)
+        for q, (label, _where, _order_by) in enumerate(QUERIES):
+            rows.append((label, best[3 * q], best[3 * q + 1], best[3 * q + 2]))
         crm.close()
     print(
         f"scoped find on SQLite over {args.n:,} contacts; the user sees {visible:,} "

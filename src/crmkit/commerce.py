@@ -26,7 +26,9 @@ scoring and ratios are done in Python.
 
 Purchase filters for segments and campaigns, usable on every backend (see
 :data:`crmkit.query.RELATIONS`: contacts and accounts have an ``orders`` relation):
-:func:`bought`, :func:`bought_but_not`, :func:`no_order_within` and :func:`spent_more_than`.
+:func:`bought`, :func:`bought_but_not`, :func:`no_order_within` and :func:`spent_more_than`
+(a related aggregate: ``F.related("orders", ...).sum("total.amount") > amount``). All are
+live rules: evaluated each time they are used, so a stored segment follows new orders.
 """
 
 from __future__ import annotations
@@ -136,40 +138,37 @@ def no_order_within(period: dt.timedelta = dt.timedelta(days=180)) -> Expr:
 
 
 def spent_more_than(
-    source: Any,
     amount: Decimal | int | str,
     currency: str,
     *,
     within: dt.timedelta = dt.timedelta(days=365),
-    per: Literal["contact", "account"] = "contact",
     as_of: dt.datetime | None = None,
 ) -> Expr:
-    """Contacts (``per="account"``: accounts) whose counted orders in ``currency`` placed
-    within ``within`` (default: the last 12 months) before ``as_of`` (default: now) add up
-    to more than ``amount``.
+    """Contacts (or accounts: both have an ``orders`` relation) whose counted orders in
+    ``currency`` placed within ``within`` (default: the last 12 months) before ``as_of``
+    add up to more than ``amount``.
 
-    ``source`` is a CRM or a user's view: the sums come from one database aggregate over
-    its orders when this is called, and the result is an id filter (``F.id.in_(...)``), so
-    a segment built from it is a snapshot of that moment; call it again to refresh.
-    Raises ``ValidationError`` for a bad amount or currency.
+    A live rule, evaluated by the database each time it is used (on every backend):
+    ``F.related("orders", ...).sum("total.amount") > amount``. Without ``as_of`` the period
+    is relative (``placed_at.within_last(within)``): stored in a segment, "the last 12
+    months" moves with the clock, and a new, cancelled or refunded order changes the
+    members at once. An explicit ``as_of`` fixes the period to ``[as_of - within, as_of)``.
+    Through a user's view the rule sums only the orders the user may read.
+    Raises ``ValidationError`` for a bad amount, currency or period.
+
+    >>> spent_more_than(1000, "EUR").to_dict()["aggregate"]["op"]
+    'sum'
     """
     limit = Money(amount=cast(Any, amount), currency=currency)
-    as_of = as_of or source.now()
-    field = "contact_id" if per == "contact" else "account_id"
-    if per not in ("contact", "account"):
-        raise ValidationError("per", per, "is not 'contact' or 'account'")
-    rows = source.orders.aggregate(
-        _all(
-            counted(),
-            F.total.currency == limit.currency,
-            _range("placed_at", as_of - within, as_of),
-            F(field).exists(),
-        ),
-        group_by=[field],
-        metrics=[Metric.sum("total.amount", name="spent")],
+    if not isinstance(within, dt.timedelta) or within < dt.timedelta(0):
+        raise ValidationError("within", within, "must be a positive timedelta")
+    period = (
+        F.placed_at.within_last(within)
+        if as_of is None
+        else _range("placed_at", as_of - within, as_of)
     )
-    ids = sorted(r[field] for r in rows if r[field] is not None and r["spent"] > limit.amount)
-    return F.id.in_(ids)
+    orders = _all(counted(), F.total.currency == limit.currency, period)
+    return F.related("orders", orders).sum("total.amount") > limit.amount
 
 
 # --- results ------------------------------------------------------------------------------

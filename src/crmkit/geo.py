@@ -16,10 +16,12 @@ the haversine great-circle test; it is written with the chord because it needs o
 with plain arithmetic) and no ``asin``/``atan2`` at query time. The Earth is a sphere of
 radius :data:`EARTH_RADIUS_KM` (the IUGG mean radius, 6371.0088 km).
 
-Backends may narrow the search first with :func:`bounding_box`, which is a superset of the
-exact test, so the result is decided by the exact test alone. No library is used: the test
-has to be spelled out identically in SQL and MongoDB expressions anyway, and a geodesy
-library's ellipsoidal distances would differ from what the databases can compute.
+Backends may narrow the search first with :func:`bounding_box` (a latitude/longitude range)
+or :func:`cap_radians` (a spherical cap for a geospatial index, MongoDB's ``$centerSphere``),
+both supersets of the exact test, so the result is decided by the exact test alone. No
+library is used: the test has to be spelled out identically in SQL and MongoDB expressions
+anyway, and a geodesy library's ellipsoidal distances would differ from what the databases
+can compute.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ __all__ = [
     "RADIANS_PER_DEGREE",
     "BoundingBox",
     "bounding_box",
+    "cap_radians",
     "chord_limit",
     "distance_km",
     "squared_chord",
@@ -47,6 +50,10 @@ EARTH_RADIUS_KM = 6371.0088
 RADIANS_PER_DEGREE = math.pi / 180.0
 # widening of the bounding box, in degrees (about 10 m): it only has to cover rounding
 _MARGIN = 1e-4
+# widening of a spherical cap, in radians (about 64 m), and the largest cap radius used
+# (caps reaching nearly the antipode select everything anyway); see cap_radians
+_CAP_MARGIN = 1e-5
+_CAP_MAX = math.pi - 1e-3
 
 
 def unit_vector(
@@ -93,6 +100,26 @@ def distance_km(
     """The great-circle distance between two points, in kilometres."""
     chord = math.sqrt(squared_chord(unit_vector(lat1, lon1), unit_vector(lat2, lon2)))
     return 2.0 * EARTH_RADIUS_KM * math.asin(min(1.0, chord / 2.0))
+
+
+def cap_radians(km: float) -> float | None:
+    """The angular radius (radians) of a spherical cap around the centre that contains
+    every point :func:`within` ``km`` of it, or None when that cap would be (nearly) the
+    whole sphere and is no use as a pre-filter.
+
+    The cap is a pre-filter for a geospatial index (MongoDB's ``$centerSphere``, which
+    takes radians: the angle is ``km`` over crmkit's :data:`EARTH_RADIUS_KM`, so the
+    server's own Earth radius never enters). It is the exact angle widened by
+    ``1e-5`` rad (about 64 m). Why that is enough: the server tests a point against a cap
+    the same way (squared chord of unit vectors against ``(2·sin(r/2))²``) and both sides
+    compute unit vectors and squared chords in doubles with an absolute error below about
+    ``2e-14``; widening the angle by ``m`` raises the squared-chord limit by
+    ``4·sin(θ + m/2)·sin(m/2)``, at least ``m² = 1e-10`` for any ``θ`` up to
+    ``π - 1e-3`` (where the sine factor stops shrinking towards 0), thousands of times the
+    rounding of both tests together.
+    """
+    radians = min(km / EARTH_RADIUS_KM, math.pi) + _CAP_MARGIN
+    return radians if radians <= _CAP_MAX else None
 
 
 @attrs.frozen

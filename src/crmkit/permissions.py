@@ -84,6 +84,7 @@ from crmkit.query import (
     map_related,
     related_nodes,
     relation,
+    reusable,
 )
 from crmkit.reports import DealReports
 from crmkit.repository import BulkResult, Rejected, Repository
@@ -261,6 +262,8 @@ class ScopedRepository(Generic[E]):
         # scope filters by action: fixed for the view's life (its user, roles and teams
         # are read once; shares are a subquery), so that every query reuses one expression
         self._scopes: dict[Action, Expr | None] = {}
+        # the same, bound and passed through the query hooks (see _bound_scope)
+        self._bound: dict[Action, Expr | None] = {}
 
     # --- the host of verb mixins (deals.move, tickets.breaching, ...) ------------------------
 
@@ -300,7 +303,7 @@ class ScopedRepository(Generic[E]):
             return None
         parts: list[Expr] = []
         user_id = self._view.user.id or ""
-        if scope >= Scope.OWN and self._has_owner:
+        if scope is Scope.OWN and self._has_owner:  # the team's members include the user
             parts.append(F.owner_id == user_id)
         if scope >= Scope.TEAM and (self._has_owner or self._has_team):
             teams = list(self._view.user.team_ids)
@@ -347,15 +350,43 @@ class ScopedRepository(Generic[E]):
         return False
 
     def _restrict(self, where: Expr | None, action: Action = Action.READ) -> Expr | None:
-        hidden = self._view.grants.hidden_fields(self._collection)
-        for path in _fields_of(where):
-            if _covers(hidden, path):
-                raise PermissionDenied(f"{self._collection}.{path} is hidden from this user")
-        where = self._restrict_related(where, hidden)
+        where = self._checked(where)
         scope = self._scope_filter(action)
         if scope is None:
             return where
         return scope if where is None else where & scope
+
+    def _checked(self, where: Expr | None) -> Expr | None:
+        """``where`` without the scope: hidden fields refused, related filters scoped."""
+        hidden = self._view.grants.hidden_fields(self._collection)
+        for path in _fields_of(where) if hidden else ():
+            if _covers(hidden, path):
+                raise PermissionDenied(f"{self._collection}.{path} is hidden from this user")
+        return self._restrict_related(where, hidden)
+
+    def _bound_scope(self, action: Action) -> Expr | None:
+        """The scope filter of ``action`` as the base repository binds it (checked, values
+        converted, query hooks applied), kept while the scope itself is kept: a lookup then
+        binds only the caller's filter, and the compiler finds the scope's SQL, memoized,
+        by identity (binding and rewriting it on every call cost more than the SQL)."""
+        if action in self._bound:
+            return self._bound[action]
+        scope = self._scope_filter(action)
+        bound = None if scope is None else self._base._where(scope)
+        if action in self._scopes and (bound is None or reusable(bound)):
+            self._bound[action] = bound
+        return bound
+
+    def _find(
+        self, where: Expr | None, order_by: OrderSpec, limit: int | None, offset: int
+    ) -> list[E]:
+        """The readable records matching ``where``: the base repository's query with the
+        scope bound once per view (see :meth:`_bound_scope`)."""
+        base = self._base
+        scope = self._bound_scope(Action.READ)
+        return base._store.find(
+            base._query(self._checked(where), order_by, limit, offset, bound=scope)
+        )
 
     def _restrict_related(self, where: Expr | None, hidden: frozenset[str]) -> Expr | None:
         """``F.related`` nodes look only at related records this user may read, and their
@@ -370,13 +401,19 @@ class ScopedRepository(Generic[E]):
             if _covers(link_hidden, rel.field):
                 owner = self._collection if rel.belongs else rel.target
                 raise PermissionDenied(f"{owner}.{rel.field} is hidden from this user")
-            return Related(node.relation, other._restrict(node.where))
+            measured = None if node.aggregate is None else node.aggregate.path
+            if measured is not None and _covers(
+                other._view.grants.hidden_fields(rel.target), measured
+            ):
+                raise PermissionDenied(f"{rel.target}.{measured} is hidden from this user")
+            # an aggregate counts or sums only the related records the user may read
+            return Related(node.relation, other._restrict(node.where), node.aggregate)
 
         return map_related(where, restrict)
 
     def _check_order(self, order_by: OrderSpec) -> None:
         hidden = self._view.grants.hidden_fields(self._collection)
-        for path in _order_fields(order_by):
+        for path in _order_fields(order_by) if hidden else ():
             if _covers(hidden, path):
                 raise PermissionDenied(f"{self._collection}.{path} is hidden from this user")
 
@@ -415,8 +452,9 @@ class ScopedRepository(Generic[E]):
     ) -> list[E]:
         """Readable records matching ``where`` (see :meth:`Repository.find`)."""
         self._check_order(order_by)
-        rows = self._base.find(self._restrict(where), order_by=order_by, limit=limit, offset=offset)
-        return [self._mask(e) for e in rows]
+        rows = self._find(where, order_by, limit, offset)
+        hidden = self._view.grants.hidden_fields(self._collection)
+        return [mask(e, hidden) for e in rows] if hidden else rows
 
     def first(self, where: Expr | None = None, *, order_by: OrderSpec = None) -> E | None:
         """The first readable record matching ``where``, or ``None``."""
@@ -446,7 +484,9 @@ class ScopedRepository(Generic[E]):
 
     def count(self, where: Expr | None = None) -> int:
         """How many readable records match ``where``."""
-        return self._base.count(self._restrict(where))
+        base = self._base
+        scope = self._bound_scope(Action.READ)
+        return base._store.count(base._where(self._checked(where), bound=scope))
 
     def exists(self, where: Expr | None = None) -> bool:
         """True when a readable record matches ``where``."""

@@ -21,7 +21,12 @@ Semantics (identical on every backend, checked by the conformance suite):
   most ``km`` kilometres (great circle, :mod:`crmkit.geo`) from the point; a record without
   coordinates never matches, so ``~`` of it matches those;
 - ``F.related("interactions", expr)`` matches a record that has at least one related record
-  (found through :data:`RELATIONS`) matching ``expr``; ``~F.related(...)`` one that has none.
+  (found through :data:`RELATIONS`) matching ``expr``; ``~F.related(...)`` one that has none;
+- ``F.related("orders", expr).sum("total.amount") > 1000`` (also ``.count()``, ``.min()``,
+  ``.max()`` and any comparison) compares an aggregate of the related records matching
+  ``expr`` (on a to-many relation): a record without any has a count and a sum of zero
+  (``count() < 1`` matches it) and no minimum or maximum (no comparison of those matches
+  it); sums add the set values exactly and skip missing ones; ``~`` negates as usual.
 
 An expression converts to and from plain JSON-compatible data with :meth:`Expr.to_dict`
 and :func:`from_dict`, so it can be stored (segments). :func:`bind` checks an expression
@@ -35,6 +40,7 @@ import datetime as dt
 import enum
 import json
 import math
+import operator
 from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -60,6 +66,8 @@ __all__ = [
     "Order",
     "Query",
     "Related",
+    "RelatedAggregate",
+    "RelatedMetric",
     "Relation",
     "bind",
     "from_dict",
@@ -93,7 +101,16 @@ class Op(enum.StrEnum):
     WITHIN_KM = "within_km"
 
 
-COMPARISONS = frozenset({Op.EQ, Op.NE, Op.LT, Op.LE, Op.GT, Op.GE})
+#: The comparison operators, each with its Python operator (on SQLAlchemy columns the same
+#: operators build SQL).
+COMPARISONS: Mapping[Op, Callable[[Any, Any], Any]] = {
+    Op.EQ: operator.eq,
+    Op.NE: operator.ne,
+    Op.LT: operator.lt,
+    Op.LE: operator.le,
+    Op.GT: operator.gt,
+    Op.GE: operator.ge,
+}
 _TEXT_OPS = frozenset({Op.CONTAINS, Op.ICONTAINS, Op.STARTSWITH})
 _ORDERED_KINDS = frozenset({"text", "int", "decimal", "datetime", "date", "duration", "bool"})
 
@@ -183,20 +200,208 @@ class Not(Expr):
         return {"not": self.item.to_dict()}
 
 
+_AGGREGATE_OPS = ("count", "sum", "min", "max")
+#: Field kinds a related aggregate (``sum``, ``min``, ``max``) may measure.
+_AGGREGATE_KINDS = frozenset({"int", "decimal", "duration"})
+
+
+@attrs.frozen(eq=True)
+class RelatedAggregate:
+    """``op`` (``"count"``, ``"sum"``, ``"min"``, ``"max"``) of ``path`` over the related
+    records, compared with ``value`` by ``compare`` (one of :data:`COMPARISONS`).
+
+    ``count`` has no path. Without related records the count and the sum are zero and the
+    minimum and maximum are missing (so no comparison of them holds).
+    """
+
+    op: str
+    path: str | None
+    compare: Op
+    value: Any
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"op": ..., "path": ..., "compare": ..., "value": ...}`` (no path for count)."""
+        out: dict[str, Any] = {"op": self.op, "compare": self.compare.value}
+        if self.path is not None:
+            out["path"] = self.path
+        out["value"] = _encode(self.value)
+        return out
+
+    def holds(self, result: Any) -> bool:
+        """Whether an aggregate ``result`` (``None``: no value) satisfies the comparison."""
+        if result is None and self.op in ("count", "sum"):
+            result = self.zero()
+        if result is None:
+            return False
+        return bool(COMPARISONS[self.compare](result, self.value))
+
+    def zero(self) -> Any:
+        """The count or sum of no records (``None`` for ``min``/``max``)."""
+        if self.op == "count":
+            return 0
+        if self.op == "sum":
+            return dt.timedelta(0) if isinstance(self.value, dt.timedelta) else 0
+        return None
+
+    def holds_empty(self) -> bool:
+        """Whether a record without related records matches (``count() < 1`` does)."""
+        return self.holds(self.zero())
+
+    def metric(self) -> Any:
+        """The :class:`crmkit.aggregation.Metric` computing the aggregate (named ``"value"``)."""
+        from crmkit.aggregation import Metric
+
+        return Metric(self.op, self.path, "value")
+
+    def links(self, rows: Iterable[Mapping[str, Any]], key: str) -> tuple[bool, set[Any]]:
+        """From :meth:`metric` rows grouped by the link field ``key``: ``(False, keys)``
+        when the matching records are those whose id is in ``keys``, ``(True, keys)`` when
+        they are those whose id is not (the comparison holds for no related records)."""
+        empty = self.holds_empty()
+        keys = {
+            row[key]
+            for row in rows
+            if row.get(key) is not None and self.holds(row.get("value")) is not empty
+        }
+        return empty, keys
+
+
 @attrs.frozen(eq=True)
 class Related(Expr):
     """Some record related through ``relation`` (a name in :data:`RELATIONS`) matches
-    ``where`` (``None``: any related record). ``~Related(...)`` means "has none"."""
+    ``where`` (``None``: any related record). ``~Related(...)`` means "has none".
+
+    With ``aggregate``: an aggregate of the related records matching ``where`` satisfies
+    a comparison instead (build it with :meth:`count`, :meth:`sum`, :meth:`min`,
+    :meth:`max`: ``F.related("orders").sum("total.amount") > 1000``).
+    """
 
     relation: str
     where: Expr | None = None
+    aggregate: RelatedAggregate | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """``{"related": name, "where": {...}}`` (no ``where`` for "any related record")."""
+        """``{"related": name, "where": {...}, "aggregate": {...}}`` (no ``where`` for "any
+        related record", no ``aggregate`` for "has one")."""
         out: dict[str, Any] = {"related": self.relation}
         if self.where is not None:
             out["where"] = self.where.to_dict()
+        if self.aggregate is not None:
+            out["aggregate"] = self.aggregate.to_dict()
         return out
+
+    def count(self) -> RelatedMetric:
+        """The number of related records matching ``where``: compare it
+        (``F.related("orders").count() >= 3``)."""
+        return self._metric("count", None)
+
+    def sum(self, path: str) -> RelatedMetric:
+        """The exact sum of a number or duration field of the related records matching
+        ``where`` (zero without any; missing values are skipped)."""
+        return self._metric("sum", path)
+
+    def min(self, path: str) -> RelatedMetric:
+        """The smallest set value of a number or duration field of the related records
+        matching ``where`` (missing without any: no comparison holds)."""
+        return self._metric("min", path)
+
+    def max(self, path: str) -> RelatedMetric:
+        """The largest set value of a number or duration field of the related records
+        matching ``where`` (missing without any: no comparison holds)."""
+        return self._metric("max", path)
+
+    def _metric(self, op: str, path: str | None) -> RelatedMetric:
+        if self.aggregate is not None:
+            raise ValidationError("related", self.relation, "already has an aggregate condition")
+        if op != "count":
+            if not isinstance(path, str) or not path:
+                raise ValidationError(f"related.{self.relation}", path, "must be a field path")
+            target = _unique_target(self.relation)
+            if target is not None:  # check the field now when the relation name tells its type
+                try:
+                    _aggregate_info(target, op, path)
+                except ValidationError as exc:
+                    raise exc.prefixed(f"related.{self.relation}") from None
+        return RelatedMetric(self, op, path)
+
+
+class RelatedMetric:
+    """An aggregate of related records being compared (``F.related("orders").count()``):
+    ``==``, ``!=``, ``<``, ``<=``, ``>``, ``>=`` make a :class:`Related` filter."""
+
+    __slots__ = ("_node", "_op", "_path")
+    __hash__ = None  # type: ignore[assignment]  # == builds a condition
+
+    def __init__(self, node: Related, op: str, path: str | None) -> None:
+        self._node = node
+        self._op = op
+        self._path = path
+
+    def __repr__(self) -> str:
+        path = "" if self._path is None else repr(self._path)
+        return f"F.related({self._node.relation!r}, ...).{self._op}({path})"
+
+    def _cond(self, compare: Op, value: Any) -> Related:
+        node = self._node
+        checked = _aggregate_value(f"related.{node.relation}", self._op, value)
+        return Related(
+            node.relation, node.where, RelatedAggregate(self._op, self._path, compare, checked)
+        )
+
+    def __eq__(self, value: object) -> Related:  # type: ignore[override]
+        return self._cond(Op.EQ, value)
+
+    def __ne__(self, value: object) -> Related:  # type: ignore[override]
+        return self._cond(Op.NE, value)
+
+    def __lt__(self, value: Any) -> Related:
+        return self._cond(Op.LT, value)
+
+    def __le__(self, value: Any) -> Related:
+        return self._cond(Op.LE, value)
+
+    def __gt__(self, value: Any) -> Related:
+        return self._cond(Op.GT, value)
+
+    def __ge__(self, value: Any) -> Related:
+        return self._cond(Op.GE, value)
+
+
+def _aggregate_value(where: str, op: str, value: Any) -> Any:
+    """A comparison value of a related aggregate: a whole number for ``count``, a number or
+    a duration otherwise (converted to the field's type by :func:`bind`)."""
+    if op == "count":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValidationError(where, value, "count() compares with a whole number")
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValidationError(where, value, f"{op}() compares with a finite number")
+        return Decimal(repr(value))
+    if isinstance(value, bool) or not isinstance(value, int | Decimal | dt.timedelta):
+        raise ValidationError(where, value, f"{op}() compares with a number or a duration")
+    if isinstance(value, Decimal) and not value.is_finite():
+        raise ValidationError(where, value, f"{op}() compares with a finite number")
+    return value
+
+
+def _unique_target(name: str) -> type[Entity] | None:
+    """The entity type every relation called ``name`` leads to (``None``: unknown, or
+    relations of that name lead to different types)."""
+    targets = {r.target for rels in RELATIONS.values() for n, r in rels.items() if n == name}
+    if len(targets) != 1:
+        return None
+    from crmkit.entities import ENTITY_TYPES
+
+    return ENTITY_TYPES.get(targets.pop())
+
+
+def _aggregate_info(entity: type[Entity], op: str, path: str) -> FieldInfo:
+    """The field ``op`` measures on ``entity``; raises :class:`crmkit.ValidationError`."""
+    info = field_info(entity, path)
+    if info.kind not in _AGGREGATE_KINDS or info.is_list:
+        raise ValidationError(path, op, f"{op}() needs a number or duration field")
+    return info
 
 
 @attrs.frozen
@@ -533,6 +738,34 @@ def _decode(value: Any, where: str) -> Any:
     return value
 
 
+def _aggregate_from_dict(node: Related, data: Any) -> Related:
+    if not isinstance(data, Mapping) or not set(data) <= {"op", "path", "compare", "value"}:
+        raise ValidationError("aggregate", data, "must be {op, path, compare, value}")
+    op, path = data.get("op"), data.get("path")
+    builders: dict[str, Callable[[], RelatedMetric]] = {
+        "count": node.count,
+        "sum": lambda: node.sum(path),  # type: ignore[arg-type]
+        "min": lambda: node.min(path),  # type: ignore[arg-type]
+        "max": lambda: node.max(path),  # type: ignore[arg-type]
+    }
+    if op not in builders:
+        raise ValidationError("aggregate.op", op, "is not count, sum, min or max")
+    if op == "count" and path is not None:
+        raise ValidationError("aggregate.path", path, "count() takes no field")
+    try:
+        compare = Op(str(data.get("compare")))
+    except ValueError:
+        compare = None
+    if compare not in COMPARISONS:
+        raise ValidationError("aggregate.compare", data.get("compare"), "is not a comparison")
+    if "value" not in data:
+        raise ValidationError("aggregate.value", None, "is required")
+    value = _decode(data["value"], "aggregate.value")
+    metric = builders[op]()
+    assert compare is not None
+    return metric._cond(compare, value)
+
+
 def from_dict(data: Mapping[str, Any]) -> Expr:
     """Rebuild an expression from :meth:`Expr.to_dict` output.
 
@@ -551,16 +784,19 @@ def from_dict(data: Mapping[str, Any]) -> Expr:
         return And(parts) if key == "and" else Or(parts)
     if keys == {"not"}:
         return Not(from_dict(data["not"]))
-    if keys in ({"related"}, {"related", "where"}):
+    if "related" in keys and keys <= {"related", "where", "aggregate"}:
         name = data["related"]
         if not isinstance(name, str) or not name:
             raise ValidationError("query.related", name, "must be a relation name")
         inner = data.get("where")
         try:
             where = None if inner is None else from_dict(inner)
+            node = Related(name, where)
+            if "aggregate" in data:
+                return _aggregate_from_dict(node, data["aggregate"])
         except ValidationError as exc:
             raise exc.prefixed(f"related.{name}") from None
-        return Related(name, where)
+        return node
     if keys not in ({"field", "op", "value"}, {"field", "op"}):
         raise ValidationError(
             "query", dict(data), "is not a query node (field/op/value, and, or, not, related)"
@@ -645,7 +881,8 @@ def reusable(expr: Expr) -> bool:
     if isinstance(expr, Not):
         return reusable(expr.item)
     if isinstance(expr, Related):
-        return expr.where is None or reusable(expr.where)
+        # an aggregate compares with a number (see above)
+        return expr.aggregate is None and (expr.where is None or reusable(expr.where))
     return False
 
 
@@ -680,13 +917,16 @@ def _bind_node(expr: Expr, entity: type[Entity], now: dt.datetime) -> Expr:
         return Not(_bind(expr.item, entity, now))
     if isinstance(expr, Related):
         rel = relation(entity.collection, expr.relation)
-        if expr.where is None:
-            return expr
+        aggregate = expr.aggregate
         try:
+            if aggregate is not None:
+                aggregate = _bind_aggregate(rel, aggregate)
+            if expr.where is None:
+                return expr if aggregate is expr.aggregate else Related(rel.name, None, aggregate)
             inner = _bind(expr.where, related_entity(rel), now)
         except ValidationError as exc:
             raise exc.prefixed(f"related.{expr.relation}") from None
-        return Related(expr.relation, inner)
+        return Related(expr.relation, inner, aggregate)
     if not isinstance(expr, Cond):
         raise ValidationError("query", expr, "is not a filter expression")
     info = field_info(entity, expr.field)
@@ -732,6 +972,31 @@ def _bind_node(expr: Expr, entity: type[Entity], now: dt.datetime) -> Expr:
     if op in (Op.ICONTAINS, Op.STARTSWITH):
         return expr
     return Cond(expr.field, op, _coerce(info, value))
+
+
+def _bind_aggregate(rel: Relation, aggregate: RelatedAggregate) -> RelatedAggregate:
+    """``aggregate`` checked against ``rel``'s target, its value of the field's type."""
+    if rel.belongs:
+        raise ValidationError(
+            "aggregate", aggregate.op, f"needs a to-many relation ({rel.name} is one record)"
+        )
+    if aggregate.op not in _AGGREGATE_OPS:
+        raise ValidationError("aggregate.op", aggregate.op, "is not count, sum, min or max")
+    if aggregate.compare not in COMPARISONS:
+        raise ValidationError("aggregate.compare", aggregate.compare, "is not a comparison")
+    value = _aggregate_value("aggregate", aggregate.op, aggregate.value)
+    if aggregate.op == "count":
+        if aggregate.path is not None:
+            raise ValidationError("aggregate.path", aggregate.path, "count() takes no field")
+        return aggregate if value is aggregate.value else attrs.evolve(aggregate, value=value)
+    if aggregate.path is None:
+        raise ValidationError("aggregate.path", None, f"{aggregate.op}() needs a field")
+    info = _aggregate_info(related_entity(rel), aggregate.op, aggregate.path)
+    if isinstance(value, dt.timedelta) is not (info.kind == "duration"):
+        raise ValidationError(
+            aggregate.path, value, "a duration compares with a timedelta, a number with a number"
+        )
+    return attrs.evolve(aggregate, value=_coerce(info, value))
 
 
 def _check_ordered(info: FieldInfo, op: Op) -> None:

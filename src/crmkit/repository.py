@@ -383,12 +383,16 @@ class Repository(Generic[E]):
         found = {e.id: e for e in self._store.get_many(wanted)}
         return [found[i] for i in wanted if i in found]
 
-    def _where(self, where: Expr | None) -> Expr | None:
-        bound = bind(where, self.entity, now=self._ctx.now())
-        if bound is not None:
+    def _where(self, where: Expr | None, *, bound: Expr | None = None) -> Expr | None:
+        """``where`` checked and bound, through the query hooks. ``bound`` is a filter made
+        ready that way earlier and kept (a user view's scope): it is ANDed as it is."""
+        ready = bind(where, self.entity, now=self._ctx.now())
+        if ready is not None:
             for hook in self._ctx.query_hooks:
-                bound = hook(self.entity, bound)
-        return bound
+                ready = hook(self.entity, ready)
+        if bound is None:
+            return ready
+        return bound if ready is None else ready & bound
 
     def _custom_types(self) -> dict[str, str]:
         """The defined custom fields of this collection: name -> type (``crm.schema``)."""
@@ -403,11 +407,17 @@ class Repository(Generic[E]):
         return schema.sortable(self.entity) if schema is not None else frozenset()
 
     def _query(
-        self, where: Expr | None, order_by: OrderSpec, limit: int | None, offset: int
+        self,
+        where: Expr | None,
+        order_by: OrderSpec,
+        limit: int | None,
+        offset: int,
+        *,
+        bound: Expr | None = None,
     ) -> Query:
         check_window(limit, offset)
         return Query(
-            where=self._where(where),
+            where=self._where(where, bound=bound),
             order=parse_order(order_by, self.entity, sortable=self._sortable()),
             limit=limit,
             offset=offset,

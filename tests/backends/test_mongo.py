@@ -42,10 +42,12 @@ from crmkit import (
     NotFound,
     Segment,
     ValidationError,
+    geo,
 )
 from crmkit.backends.mongo import MongoBackend, MongoStore, RollbackError, open_backend
-from crmkit.backends.mongo.compile import VALUE_OPERATORS, FilterCompiler
-from crmkit.backends.mongo.convert import decimal_key
+from crmkit.backends.mongo.compile import VALUE_OPERATORS, FilterCompiler, compile_find
+from crmkit.backends.mongo.convert import decimal_key, geo_shadow
+from crmkit.entities import Address
 from crmkit.entities.schema import indexed_fields
 from crmkit.query import Cond, F, Op, Query, bind, parse_order
 from crmkit.testing.conformance import HOSTILE_VALUES, ConformanceSuite
@@ -430,6 +432,8 @@ def test_create_schema_makes_lookup_indexes_and_is_idempotent(crm: crmkit.CRM) -
         db.contacts.index_information()
     )
     assert "domain_1" in db.accounts.index_information()
+    # external ids are looked up by source (an import's upsert): a wildcard index
+    assert db.contacts.index_information()["external_ids.$**_1"]["key"] == [("external_ids.$**", 1)]
     crm.create_schema()
     crm.create_schema()
     after = {
@@ -640,3 +644,218 @@ def test_custom_field_index_on_the_custom_path(crm: crmkit.CRM) -> None:
     store: Any = crm.backend.store(crmkit.Contact)
     keys = [info["key"] for info in store.collection.index_information().values()]
     assert [("custom.score", 1)] in keys
+
+
+# --- within_km: the 2dsphere pre-filter and the shadow upgrade ------------------------------
+
+
+def _geo_parts(where: Any, entity: type[Any] = Contact, *, geo_index: bool) -> list[Any]:
+    compiled = FilterCompiler(entity, geo_index=geo_index).compile(bind(where, entity))
+    parts: list[Any] = compiled["$and"]
+    return parts
+
+
+def _exact_test(part: Any, lat: float, lon: float, km: float) -> None:
+    """``part`` is the exact chord test of crmkit.geo around (lat, lon) for ``km``."""
+    assert set(part) == {"$expr"}
+    chord, limit = part["$expr"]["$lte"]
+    assert limit == geo.chord_limit(km)
+    centre = geo.unit_vector(lat, lon)
+    (xy, z) = chord["$add"]
+    squares = [*xy["$add"], z]
+    for axis, c, square in zip("xyz", centre, squares, strict=True):
+        diff = {"$subtract": [f"$_geo.address.{axis}", c]}
+        assert square == {"$multiply": [diff, diff]}
+
+
+def test_within_km_on_a_server_prefilters_with_geo_within_on_the_2dsphere_point() -> None:
+    lat, lon, km = 51.5074, -0.1278, 25.0
+    cap, exact = _geo_parts(F.address.within_km(lat, lon, km), geo_index=True)
+    radians = km / geo.EARTH_RADIUS_KM + 1e-5
+    assert cap == {"_geo.address.point": {"$geoWithin": {"$centerSphere": [[lon, lat], radians]}}}
+    assert geo.cap_radians(km) == radians
+    _exact_test(exact, lat, lon, km)
+    # on orders, the field is shipping_address
+    from crmkit import Order
+
+    order_cap = _geo_parts(F.shipping_address.within_km(lat, lon, km), Order, geo_index=True)[0]
+    assert list(order_cap) == ["_geo.shipping_address.point"]
+
+
+def test_within_km_on_mongomock_prefilters_with_a_bounding_box() -> None:
+    lat, lon, km = -17.5, 179.8, 200.0
+    box = geo.bounding_box(lat, lon, km)
+    lat_range, lon_ranges, exact = _geo_parts(F.address.within_km(lat, lon, km), geo_index=False)
+    assert lat_range == {"_geo.address.lat": {"$gte": box.min_lat, "$lte": box.max_lat}}
+    assert lon_ranges == {
+        "$or": [{"_geo.address.lon": {"$gte": lo, "$lte": hi}} for lo, hi in box.lon_ranges]
+    }
+    _exact_test(exact, lat, lon, km)
+
+
+def test_within_km_reaching_the_antipode_needs_no_cap() -> None:
+    # a cap of (nearly) the whole sphere is no pre-filter: the box (latitudes only) is used
+    lat_range, exact = _geo_parts(F.address.within_km(10, 20, 20_010), geo_index=True)
+    assert lat_range == {"_geo.address.lat": {"$gte": -90.0, "$lte": 90.0}}
+    _exact_test(exact, 10, 20, 20_010)
+
+
+def test_within_km_inside_related_uses_the_same_prefilter() -> None:
+    seen: list[Any] = []
+
+    def related(rel: Any, where: Any) -> list[Any]:
+        seen.append(where)
+        return ["a1"]
+
+    inside = F.related("account", F.address.within_km(51.5, -0.1, 5))
+    FilterCompiler(Contact, related, geo_index=True).compile(bind(inside, Contact))
+    assert "_geo.address.point" in seen[0]["$and"][0]
+    compile_find(Account, Query(where=bind(F.address.within_km(1, 2, 3), Account)), geo_index=True)
+
+
+def test_the_store_picks_the_prefilter_by_server_kind(crm: crmkit.CRM) -> None:
+    where = F.address.within_km(51.5, -0.1, 5)
+    plan = mongo(crm).store(Contact).plan(Query(where=bind(where, Contact)))
+    assert "_geo.address.lat" in plan.filter["$and"][0]  # mongomock: no $geoWithin
+
+
+def test_create_schema_makes_a_2dsphere_index_on_each_geo_point(crm: crmkit.CRM) -> None:
+    db = mongo(crm).database
+    contacts = db.contacts.index_information()
+    assert contacts["_geo.address.point_2dsphere"]["key"] == [("_geo.address.point", "2dsphere")]
+    orders = db.get_collection(crmkit.Order.collection).index_information()
+    assert "_geo.shipping_address.point_2dsphere" in orders
+
+
+@pytest.fixture(params=["mongomock", *(["server"] if MONGODB_URL else [])])
+def any_mongo(request: pytest.FixtureRequest) -> Iterator[crmkit.CRM]:
+    """A fresh CRM on mongomock, and on the server at ``CRMKIT_MONGODB_URL`` when set."""
+    if request.param == "mongomock":
+        crm = crmkit.connect("mongomock://")
+        yield crm
+        crm.close()
+        return
+    client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(
+        MONGODB_URL, tz_aware=True, serverSelectionTimeoutMS=10_000
+    )
+    name = f"crmkit_test_{uuid.uuid4().hex[:16]}"
+    crm = crmkit.connect(client.get_database(name))
+    try:
+        yield crm
+    finally:
+        crm.close()
+        client.drop_database(name)
+        client.close()
+
+
+def _old_document(crm: crmkit.CRM, contact: Contact, shadow: str) -> dict[str, Any]:
+    """``contact`` as an older crmkit stored it: no ``_geo`` shadow, or one without
+    ``point``."""
+    doc = mongo(crm).converter.to_document(contact)
+    if shadow == "none":
+        doc.pop("_geo")
+    else:
+        doc["_geo"]["address"].pop("point")
+    return doc
+
+
+def test_upgrade_schema_adds_the_geo_shadow_to_older_documents(any_mongo: crmkit.CRM) -> None:
+    crm = any_mongo
+    backend = mongo(crm)
+    london = Address(city="London", latitude=Decimal("51.5074"), longitude=Decimal("-0.1278"))
+    paris = Address(city="Paris", latitude=Decimal("48.8566"), longitude=Decimal("2.3522"))
+    old = [
+        Contact(id=f"old{i}", first_name=f"Old{i}", address=london if i % 2 else paris, version=1)
+        for i in range(7)
+    ]
+    docs = [_old_document(crm, c, "none" if i < 4 else "no-point") for i, c in enumerate(old)]
+    broken = {"_id": "broken", "first_name": "B", "address": {"latitude": "x"}, "version": 1}
+    collection = backend.database.contacts
+    collection.insert_many([*docs, broken])
+    crm.contacts.add(Contact(first_name="New", address=london))
+    crm.contacts.add(Contact(first_name="Nowhere"))
+    near = F.address.within_km(51.5074, -0.1278, 1)
+    before = {c.first_name for c in crm.contacts.find(near)}
+    assert {"Old1", "Old3"}.isdisjoint(before)  # no shadow: not found yet
+
+    backend.upgrade_schema(batch_size=3)
+
+    assert {c.first_name for c in crm.contacts.find(near)} == {"New", "Old1", "Old3", "Old5"}
+    assert crm.contacts.count(~near) == 6  # Paris x4, Nowhere and the broken document
+    for doc in collection.find({"_id": {"$in": [c.id for c in old]}}):
+        contact = backend.converter.from_document(Contact, doc)
+        assert contact.address is not None
+        lat, lon = contact.address.latitude, contact.address.longitude
+        assert lat is not None
+        assert lon is not None
+        assert doc["_geo"] == {"address": geo_shadow(lat, lon)}
+        assert doc["version"] == 1  # derived data: the record itself is unchanged
+    assert "_geo" not in collection.find_one({"_id": "broken"})
+    # idempotent: nothing left to update
+    assert backend.store(Contact)._backfill_geo(2) == 0
+    crm.upgrade_schema()
+    assert {c.first_name for c in crm.contacts.find(near)} == {"New", "Old1", "Old3", "Old5"}
+
+
+def test_upgrade_schema_leaves_records_rewritten_meanwhile_alone(crm: crmkit.CRM) -> None:
+    backend = mongo(crm)
+    place = Address(city="London", latitude=Decimal("51.5"), longitude=Decimal("-0.1"))
+    old = Contact(id="old", first_name="Old", address=place, version=1)
+    backend.database.contacts.insert_one(_old_document(crm, old, "none"))
+    store = backend.store(Contact)
+    real = store.collection
+
+    def find_then_rewrite(*args: Any, **kwargs: Any) -> Any:
+        docs = list(real.find(*args, **kwargs))
+        # another writer replaces the record after the backfill read it
+        real.update_one({"_id": "old"}, {"$set": {"version": 2, "title": "new"}})
+        return iter(docs)
+
+    store.collection = Spy(real, find=find_then_rewrite)  # type: ignore[assignment]
+    try:
+        assert store._backfill_geo(10) == 0
+    finally:
+        store.collection = real
+    stored = real.find_one({"_id": "old"})
+    assert stored is not None
+    assert "_geo" not in stored
+    assert stored["title"] == "new"
+    assert store._backfill_geo(10) == 1  # the next run picks it up
+
+
+def test_upgrade_schema_refuses_a_bad_batch_size(crm: crmkit.CRM) -> None:
+    for bad in (0, -1, 1.5, True, "10"):
+        with pytest.raises(ValidationError):
+            mongo(crm).upgrade_schema(batch_size=bad)  # type: ignore[arg-type]
+
+
+def test_upgrade_schema_on_a_server_uses_bulk_writes_and_drops_the_latitude_index(
+    crm: crmkit.CRM, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server branch, run on mongomock by standing in for what it lacks (bulk_write of
+    current pymongo operations)."""
+    backend = mongo(crm)
+    place = Address(city="London", latitude=Decimal("51.5"), longitude=Decimal("-0.1"))
+    olds = [Contact(id=f"o{i}", first_name="Old", address=place, version=1) for i in range(5)]
+    backend.database.contacts.insert_many([_old_document(crm, c, "none") for c in olds])
+    store = backend.store(Contact)
+    real = store.collection
+    assert "_geo.address.lat_1" in real.index_information()
+    batches: list[int] = []
+
+    def bulk_write(ops: list[pymongo.UpdateOne], ordered: bool) -> Any:
+        assert not ordered
+        batches.append(len(ops))
+        modified = sum(real.update_one(op._filter, op._doc).modified_count for op in ops)
+        return type("Result", (), {"modified_count": modified})()
+
+    monkeypatch.setattr(backend, "is_mock", False)
+    monkeypatch.setattr(store, "_geo_index", True)
+    monkeypatch.setattr(store, "collection", Spy(real, bulk_write=bulk_write))
+    backend.upgrade_schema(batch_size=2)
+    assert batches == [2, 2, 1]
+    assert "_geo.address.lat_1" not in real.index_information()
+    assert "_geo.address.point_2dsphere" in real.index_information()
+    assert all("point" in d["_geo"]["address"] for d in real.find())
+    where = bind(F.address.within_km(51.5, -0.1, 1), Contact)
+    assert "$geoWithin" in str(store.plan(Query(where=where)).filter)

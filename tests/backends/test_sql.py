@@ -120,6 +120,40 @@ def test_connect_with_an_existing_engine(tmp_path: pathlib.Path) -> None:
     engine.dispose()
 
 
+def test_exact_related_sums_on_a_host_engine(tmp_path: pathlib.Path) -> None:
+    """A host's engine lacks crmkit's connect hook: the decimal functions of a related
+    aggregate are registered on its connection before the query."""
+    from decimal import Decimal
+
+    from crmkit.entities import Money
+
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'app.db'}")
+    crm = crmkit.connect(engine)
+    ada = crm.contacts.add(crmkit.Contact(first_name="Ada"))
+    crm.contacts.add(crmkit.Contact(first_name="Bea"))
+    pipeline = crm.pipelines.add(
+        crmkit.Pipeline(name="Sales", stages=[{"key": "new", "name": "New"}])
+    )
+    for cents in ("0.10", "0.20"):
+        crm.deals.add(
+            crmkit.Deal(
+                name=cents,
+                pipeline_id=pipeline.id or "",
+                stage="new",
+                amount=Money(amount=Decimal(cents), currency="EUR"),
+                contact_ids=(ada.id or "",),
+            )
+        )
+    total = F.related("deals").sum("amount.amount")
+    assert crm.contacts.find(total == Decimal("0.30")) == [ada]  # not 0.30000000000000004
+    assert [c.first_name for c in crm.contacts.find(total < 1, order_by="first_name")] == [
+        "Ada",
+        "Bea",
+    ]
+    crm.close()
+    engine.dispose()
+
+
 def test_host_engine_without_the_savepoint_recipe_keeps_transactions_atomic(
     tmp_path: pathlib.Path,
 ) -> None:
@@ -425,7 +459,9 @@ def test_migrations_keep_the_data_of_an_older_schema(empty_url: str) -> None:
     schema = _schema_of(empty_url)
     crm = crmkit.connect(empty_url, prefix="m_", schema=schema)
     backend = _backend(crm)
-    ada = crm.contacts.add(crmkit.Contact(first_name="Ada", emails=["ada@example.com"]))
+    ada = crm.contacts.add(
+        crmkit.Contact(first_name="Ada", emails=["ada@example.com"], external_ids={"shop": "C-1"})
+    )
     deal = crm.deals.add(crmkit.Deal(name="Big one", contact_ids=[ada.id or ""]))
     for upgrade_by_connecting in (False, True):
         with backend.transaction(), backend.writing() as conn:
@@ -445,6 +481,8 @@ def test_migrations_keep_the_data_of_an_older_schema(empty_url: str) -> None:
         assert crm.deals.get(deal.id or "") == deal
         # child-table rows survive too (a table rebuild on SQLite would cascade-delete them)
         assert crm.deals.find(F.contact_ids.contains(ada.id or "")) == [deal]
+        # the child table of a text mapping is filled from its JSON column (0011)
+        assert crm.contacts.find(F.external_ids.shop == "C-1") == [ada]
     crm.close()
 
 
@@ -465,6 +503,11 @@ LOOKUPS = [
     ("contacts", F.emails.contains("person500@example.com"), "ix_crm_contacts_emails_value"),
     ("contacts", F.phones.contains("+14155550500"), "ix_crm_contacts_phones_value"),
     ("accounts", F.domain == "example500.com", "ix_crm_accounts_domain"),
+    (
+        "contacts",
+        F.external_ids.shop.in_(["C-500", "C-5000"]),
+        "ix_crm_contacts_external_ids_value",
+    ),
 ]
 
 
@@ -488,7 +531,10 @@ def _lookup_statements(crm: crmkit.CRM, collection: str, where: Any) -> list[tup
 def _fill_for_lookups(crm: crmkit.CRM, n: int) -> None:
     crm.contacts.add_many(
         crmkit.Contact(
-            first_name=f"P{i}", emails=[f"person{i}@example.com"], phones=[f"+1415555{i:04d}"]
+            first_name=f"P{i}",
+            emails=[f"person{i}@example.com"],
+            phones=[f"+1415555{i:04d}"],
+            external_ids={"shop": f"C-{i}"},
         )
         for i in range(n)
     )
@@ -496,7 +542,7 @@ def _fill_for_lookups(crm: crmkit.CRM, n: int) -> None:
 
 
 @pytest.mark.parametrize(
-    ("collection", "where", "index"), LOOKUPS, ids=["email", "phone", "domain"]
+    ("collection", "where", "index"), LOOKUPS, ids=["email", "phone", "domain", "external_id"]
 )
 def test_sqlite_lookups_use_an_index(
     sqlite_lookup_crm: crmkit.CRM, collection: str, where: Any, index: str
@@ -525,7 +571,7 @@ def sqlite_lookup_crm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[crmk
 
 
 @pytest.mark.parametrize(
-    ("collection", "where", "index"), LOOKUPS, ids=["email", "phone", "domain"]
+    ("collection", "where", "index"), LOOKUPS, ids=["email", "phone", "domain", "external_id"]
 )
 def test_postgres_lookups_use_an_index(
     postgres_lookup_crm: crmkit.CRM, collection: str, where: Any, index: str

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from crmkit import geo
-from crmkit.aggregation import aggregate_records, field_getter
+from crmkit.aggregation import Group, aggregate_records, field_getter
 from crmkit.entities import Entity
 from crmkit.entities.schema import FieldInfo, field_info, indexed_fields
 from crmkit.errors import ConflictError, NotFound, ValidationError
@@ -37,7 +37,7 @@ from crmkit.query import (
 from crmkit.textsearch import TEXT_FIELDS, TextIndex, rank
 
 if TYPE_CHECKING:
-    from crmkit.aggregation import Group, Metric
+    from crmkit.aggregation import Metric
 
 __all__ = ["MemoryBackend", "MemoryStore", "open_backend"]
 
@@ -103,6 +103,15 @@ class MemoryBackend:
         """The predicate of ``F.related(...)`` on ``entity``: the related records matching
         the inner filter are found once, then each record is a set lookup."""
         rel = relation(entity.collection, node.relation)
+        if node.aggregate is not None:
+            # the store's own aggregate, grouped by the link (each element of a list link)
+            rows = self.store(related_entity(rel)).aggregate(
+                node.where, [Group(rel.field)], [node.aggregate.metric()]
+            )
+            exclude, links = node.aggregate.links(rows, rel.field)
+            if exclude:
+                return lambda e: e.id not in links
+            return lambda e: e.id in links
         matched = self.store(related_entity(rel))._candidates(node.where)
         if rel.belongs:
             ids = {t.id for t in matched}

@@ -341,11 +341,37 @@ class CommerceConformance:
         assert names(bought_but_not("accessories", "cameras")) == {"C", "E"}
         assert names(no_order_within(dt.timedelta(days=180))) == {"B", "D"}
         assert names(bought(sku="LENS", within=dt.timedelta(days=100))) == {"A"}
-        assert names(spent_more_than(crm, 100, "EUR", as_of=as_of)) == {"A", "B"}
-        assert names(spent_more_than(crm, 100, "EUR", as_of=as_of, within=100 * DAY)) == {"A"}
-        accounts = spent_more_than(crm, 100, "EUR", per="account", as_of=as_of)
+        assert names(spent_more_than(100, "EUR", as_of=as_of)) == {"A", "B"}
+        assert names(spent_more_than(100, "EUR", as_of=as_of, within=100 * DAY)) == {"A"}
+        accounts = spent_more_than(100, "EUR", as_of=as_of)
         assert [a.id for a in crm.accounts.find(accounts)] == [ids["P"]]
         assert [a.id for a in crm.accounts.find(bought(category="lenses"))] == [ids["P"]]
+        # a live rule: a stored segment follows orders added or refunded after it was made
+        spenders = crm.segments.add(
+            Segment(name="spenders", rule=spent_more_than(100, "EUR").to_dict())
+        )
+
+        def spending() -> set[str]:
+            found = {c.id for c in crm.segments.iterate_members(spenders.id or "")}
+            return {n for n in "ABCDE" if ids[n] in found}
+
+        assert spending() == {"A", "B"}
+        crm.orders.upsert(
+            Order(
+                external_id="e5",
+                contact_id=ids["E"],
+                placed_at=crm.now() - DAY,
+                lines=(_line("CAM", "cameras", 1, 70),),
+            )
+        )
+        assert spending() == {"A", "B", "E"}  # E: 4 x 10 + 70 = 110
+        a1 = crm.orders.first(F.external_id == "a1")
+        assert a1 is not None
+        crm.orders.refund(a1.id or "", reason="returned")
+        assert spending() == {"B", "E"}  # A: 50 + 30 = 80
+        assert names(spent_more_than(110, "EUR")) == {"B"}  # more than, not equal
+        assert names(spent_more_than(0, "USD")) == set()  # no order in USD
+        assert names(~spent_more_than(100, "EUR")) == {"A", "C", "D"}
         winback = crm.segments.add(
             Segment(name="win-back", rule=no_order_within(dt.timedelta(days=180)).to_dict())
         )

@@ -4,14 +4,17 @@ Mixed into :class:`crmkit.testing.conformance.ConformanceSuite`, so every backen
 through its ``crm`` fixture: the four kinds of rule segments are built from ("has an
 inbound email in the last 30 days", "has an open deal in stage X", "has a high-priority
 ticket that is not closed", "belongs to an account whose industry is Y"), negation ("has
-none"), nesting, segments' ``members``/``count``, a user's view, and a differential
-property test against :mod:`crmkit.testing.reference` with random related predicates.
+none"), nesting, segments' ``members``/``count``, a user's view, aggregate conditions
+(``F.related("deals").count() >= 2``, ``.sum(...)``, ``.min(...)``, ``.max(...)``, records
+without related records included), and a differential property test against
+:mod:`crmkit.testing.reference` with random related predicates and aggregates.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
 from typing import Any
 
 import attrs
@@ -19,10 +22,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from crmkit import CRM, Account, Contact, Deal, Interaction, Role, Segment, Ticket, User
+from crmkit import CRM, Account, Contact, Deal, Interaction, Money, Role, Segment, Ticket, User
 from crmkit.entities import Direction, InteractionKind, Priority
 from crmkit.errors import PermissionDenied, ValidationError
-from crmkit.query import Expr, F, from_dict
+from crmkit.query import RELATIONS, Expr, F, from_dict
 from crmkit.testing import reference
 from crmkit.testing import strategies as cs
 from crmkit.testing._settings import SUITE_HEALTH_CHECKS
@@ -114,6 +117,87 @@ def _everything(crm: CRM) -> dict[str, list[Any]]:
     """Every stored record of the related collections, as the reference evaluator takes them."""
     names = ("contacts", "accounts", "interactions", "deals", "tickets")
     return {n: list(crm.repositories[n].find()) for n in names}
+
+
+def _amounts(crm: CRM) -> None:
+    """Amounts on the deals of :func:`_world`: D1 (Ada, Cy) 0.10 EUR, D2 (Bea) 0.20 EUR,
+    D3 (Di) none, and D4 (Ada) 0.20 EUR; email durations (oldest first) of 5 (Cy), 10 (Bea
+    and Ed) and 20 (Ada) minutes."""
+    eur = "EUR"
+    for deal in crm.deals.find():
+        cents = {"D1": "0.10", "D2": "0.20"}.get(deal.name or "")
+        if cents is not None:
+            crm.deals.update(attrs.evolve(deal, amount=Money(amount=Decimal(cents), currency=eur)))
+    ada = crm.contacts.first(F.first_name == "Ada")
+    assert ada is not None
+    crm.deals.add(
+        Deal(
+            name="D4",
+            stage="won",
+            amount=Money(amount=Decimal("0.20"), currency=eur),
+            contact_ids=(ada.id or "",),
+        )
+    )
+    minutes = iter((5, 10, 20))
+    for interaction in crm.interactions.find(F.kind == "email", order_by="occurred_at")[:3]:
+        crm.interactions.update(
+            attrs.evolve(interaction, duration=dt.timedelta(minutes=next(minutes)))
+        )
+
+
+#: Numeric fields of the related collections the differential test measures.
+_MEASURED: Mapping[str, tuple[str, ...]] = {
+    "deals": ("amount.amount", "probability", "cycle_time"),
+    "interactions": ("duration",),
+    "tickets": (),
+    "contacts": (),
+    "accounts": (),
+}
+
+
+@st.composite
+def _aggregates(
+    draw: st.DrawFn,
+    collection: str,
+    samples: Mapping[str, Mapping[str, Sequence[Any]]],
+    values: Mapping[str, Sequence[Any]],
+) -> Expr:
+    """A random aggregate condition over a to-many relation of ``collection``: an optional
+    inner filter, count/sum/min/max of a measured field, any comparison; values near the
+    stored ones (and zero, where records without related records fall)."""
+    names = sorted(
+        n for n, rel in RELATIONS[collection].items() if not rel.belongs and rel.target in _MEASURED
+    )
+    name = draw(st.sampled_from(names))
+    target = RELATIONS[collection][name].target
+    where = None
+    if draw(st.booleans()):
+        where = draw(cs.related_filters(target, samples, max_depth=1, nesting=1))
+    node = F.related(name, where)
+    op = draw(st.sampled_from(["count", "count", "sum", "min", "max"]))
+    paths = _MEASURED[target]
+    if op == "count" or not paths:
+        metric = node.count()
+        value: Any = draw(st.integers(0, 3))
+    else:
+        path = draw(st.sampled_from(paths))
+        metric = getattr(node, op)(path)
+        zero: Any = dt.timedelta(0) if path in ("cycle_time", "duration") else Decimal(0)
+        stored: list[Any] = [v for v in values.get(f"{target}.{path}", ()) if v is not None]
+        value = draw(st.sampled_from([zero, *stored]))
+        twice: bool = draw(st.booleans())
+        if stored and twice:  # a sum of two stored values
+            value = value + draw(st.sampled_from(stored))
+    compare = draw(st.sampled_from(["==", "!=", "<", "<=", ">", ">="]))
+    built: Expr = {
+        "==": lambda: metric == value,
+        "!=": lambda: metric != value,
+        "<": lambda: metric < value,
+        "<=": lambda: metric <= value,
+        ">": lambda: metric > value,
+        ">=": lambda: metric >= value,
+    }[compare]()
+    return built
 
 
 class RelatedConformance:
@@ -260,6 +344,145 @@ class RelatedConformance:
         segment = crm.segments.add(Segment(name="inbound", rule=RECENT_INBOUND_EMAIL.to_dict()))
         assert crm.segments.count(segment.id or "") == 3
 
+    # --- aggregates ------------------------------------------------------------------------
+
+    def test_related_aggregate_count_sum_min_max(self, crm: CRM) -> None:
+        """count/sum/min/max of related records compared; records without any included."""
+        _world(crm)
+        _amounts(crm)
+        deals = F.related("deals")
+
+        def find(expr: Expr) -> list[str | None]:
+            return _names(crm.contacts.find(expr, order_by="first_name"))
+
+        # Ada: D1 + D4, Bea: D2, Cy: D1, Di: D3 (no amount), Ed: none
+        assert find(deals.count() >= 2) == ["Ada"]
+        assert find(deals.count() == 1) == ["Bea", "Cy", "Di"]
+        assert find(deals.count() < 1) == ["Ed"]  # no related record: a count of zero
+        assert find(~(deals.count() < 1)) == ["Ada", "Bea", "Cy", "Di"]
+        assert crm.contacts.count(deals.count() != 0) == 4
+        # exact sums: 0.10 + 0.20 is 0.30, not 0.30000000000000004
+        assert find(deals.sum("amount.amount") == Decimal("0.3")) == ["Ada"]
+        assert find(deals.sum("amount.amount") > Decimal("0.29")) == ["Ada"]
+        assert find(deals.sum("amount.amount") == 0) == ["Di", "Ed"]  # nothing set: zero
+        assert find(deals.sum("amount.amount") <= Decimal("0.2")) == ["Bea", "Cy", "Di", "Ed"]
+        # min/max of nothing is missing: no comparison holds, its negation does
+        assert find(deals.min("amount.amount") < Decimal("0.15")) == ["Ada", "Cy"]
+        assert find(deals.max("amount.amount") >= Decimal("0.2")) == ["Ada", "Bea"]
+        assert find(deals.max("amount.amount") >= 0) == ["Ada", "Bea", "Cy"]
+        assert find(~(deals.max("amount.amount") >= 0)) == ["Di", "Ed"]
+        # the inner filter selects what is aggregated; list and scalar links; durations
+        won = F.related("deals", F.stage == "won")
+        assert find(won.sum("amount.amount") > 0) == ["Ada"]
+        assert find(won.count() == 0) == ["Bea", "Cy", "Di", "Ed"]
+        talks = F.related("interactions", F.kind == "email")
+        # emails: Cy 5 minutes, Bea and Ed 10 (one email), Ada 20; Di only a call
+        assert find(talks.sum("duration") >= dt.timedelta(minutes=10)) == ["Ada", "Bea", "Ed"]
+        assert find(talks.max("duration") == dt.timedelta(minutes=10)) == ["Bea", "Ed"]
+        assert find(talks.min("duration") < dt.timedelta(minutes=10)) == ["Cy"]
+        assert find(talks.sum("duration") == dt.timedelta(0)) == ["Di"]
+        assert find(F.related("tickets").count() == 0) == ["Ada", "Di"]
+        # combined with other conditions, and from accounts (contacts as related records)
+        assert find((deals.count() == 1) & (F.owner_id == "u2")) == ["Cy", "Di"]
+        assert find((deals.count() >= 2) | (F.first_name == "Ed")) == ["Ada", "Ed"]
+        people = F.related("contacts", F.related("deals"))
+        assert [a.name for a in crm.accounts.find(people.count() >= 2)] == ["Acme"]
+        assert [a.name for a in crm.accounts.find(people.count() == 0, order_by="name")] == [
+            "Initech"
+        ]
+        # nested: an aggregate inside a related filter, and a related filter inside one
+        assert find(F.related("account", people.count() >= 2)) == ["Ada", "Cy"]
+        busy = F.related("contacts", deals.count() >= 2)
+        assert [a.name for a in crm.accounts.find(busy.count() >= 1)] == ["Acme"]
+        assert [a.name for a in crm.accounts.find(busy.count() == 0, order_by="name")] == [
+            "Globex",
+            "Initech",
+        ]
+
+    def test_related_aggregate_segment_is_live(self, crm: CRM) -> None:
+        """Stored in a segment (JSON round trip), evaluated each time: a related record
+        added later changes the members."""
+        _world(crm)
+        rule = F.related("deals", F.stage == "proposal").count() >= 1
+        stored = rule.to_dict()
+        assert from_dict(stored) == rule
+        exact = F.related("deals").sum("amount.amount") > Decimal("0.25")
+        assert from_dict(exact.to_dict()) == exact
+        segment = crm.segments.add(Segment(name="proposals", rule=stored))
+        sid = segment.id or ""
+        assert _names(crm.segments.members(sid, order_by="first_name")) == ["Ada", "Bea", "Cy"]
+        di = crm.contacts.first(F.first_name == "Di")
+        assert di is not None
+        crm.deals.add(Deal(name="D5", stage="proposal", contact_ids=(di.id or "",)))
+        assert crm.segments.count(sid) == 4
+        none = crm.segments.add(Segment(name="no deals", rule=(~rule).to_dict()))
+        assert _names(crm.segments.members(none.id or "")) == ["Ed"]
+
+    def test_related_aggregate_validation(self, crm: CRM) -> None:
+        """Unknown or non-numeric fields, bad values, "belongs to" relations: ValidationError
+        (when built if the relation name tells the type, else when used)."""
+        _world(crm)
+        deals = F.related("deals")
+        with pytest.raises(ValidationError):
+            deals.sum("nope")
+        with pytest.raises(ValidationError):
+            deals.sum("name")  # text
+        with pytest.raises(ValidationError):
+            deals.max("tags")  # a list
+        with pytest.raises(ValidationError):
+            _ = deals.count() >= 1.5
+        with pytest.raises(ValidationError):
+            _ = deals.count() >= True
+        with pytest.raises(ValidationError):
+            _ = deals.sum("amount.amount") > "a lot"
+        with pytest.raises(ValidationError):
+            _ = deals.sum("amount.amount") > float("nan")
+        with pytest.raises(ValidationError):
+            crm.contacts.find(deals.sum("amount.amount") > dt.timedelta(1))
+        with pytest.raises(ValidationError):
+            crm.contacts.find(deals.sum("cycle_time") > 5)  # a duration takes a timedelta
+        with pytest.raises(ValidationError):
+            crm.contacts.find(F.related("account").count() >= 1)  # one record, not many
+        with pytest.raises(ValidationError):
+            crm.contacts.find(F.related("friends").count() >= 1)
+        with pytest.raises(ValidationError):
+            _ = (deals.count() >= 1).count()
+        for bad in (
+            {"related": "deals", "aggregate": {"op": "avg", "compare": "gt", "value": 1}},
+            {"related": "deals", "aggregate": {"op": "count", "compare": "like", "value": 1}},
+            {"related": "deals", "aggregate": {"op": "count", "compare": "gt"}},
+            {"related": "deals", "aggregate": {"op": "sum", "compare": "gt", "value": 1}},
+            {"related": "deals", "aggregate": "count"},
+        ):
+            with pytest.raises(ValidationError):
+                crm.contacts.find(from_dict(bad))
+
+    def test_related_aggregate_through_user_view(self, crm: CRM) -> None:
+        """In a user's view only the related records the user may read are counted, and a
+        hidden field cannot be measured."""
+        _world(crm)
+        _amounts(crm)
+        role = crm.roles.add(
+            Role(
+                name="own",
+                permissions={"contacts": {"read": "all"}, "deals": {"read": "own"}},
+                hidden_fields={"deals": ["probability"]},
+            )
+        )
+        user = crm.users.add(User(name="U1", role_ids=(role.id or "",)))
+        d4 = crm.deals.first(F.name == "D4")
+        assert d4 is not None
+        crm.deals.update(attrs.evolve(d4, owner_id=user.id))
+        view = crm.as_user(user)
+        deals = F.related("deals")
+        # the view sees D4 only (Ada's): everyone else has no visible deal
+        assert _names(view.contacts.find(deals.count() >= 1)) == ["Ada"]
+        assert view.contacts.count(deals.count() == 0) == 4
+        assert crm.contacts.count(deals.count() == 0) == 1
+        assert _names(view.contacts.find(deals.sum("amount.amount") == Decimal("0.2"))) == ["Ada"]
+        with pytest.raises(PermissionDenied):
+            view.contacts.find(deals.max("probability") > 0)
+
     # --- differential ----------------------------------------------------------------------
 
     @_RELATED_DIFFERENTIAL
@@ -281,8 +504,9 @@ class RelatedConformance:
         tickets: list[Ticket],
         data: st.DataObject,
     ) -> None:
-        """Random linked records and random filters with related predicates (negated too):
-        find() and count() on contacts and accounts equal the reference evaluator."""
+        """Random linked records and random filters with related predicates and aggregate
+        conditions (negated too): find() and count() on contacts and accounts equal the
+        reference evaluator."""
         for repo in crm.repositories.values():
             for record in repo.find():
                 repo.delete(record.id or "")
@@ -328,12 +552,25 @@ class RelatedConformance:
             ),
             "tickets": cs.samples_from(world["tickets"], [s.path for s in cs.ticket_specs()]),
         }
+        measured = {
+            f"{name}.{path}": values
+            for name, paths in _MEASURED.items()
+            for path, values in cs.samples_from(world[name], list(paths)).items()
+        }
         for collection in ("contacts", "accounts"):
             repo = crm.repositories[collection]
             stored = world[collection]
             where: Expr = data.draw(
                 cs.related_filters(collection, samples, nesting=2), label="where"
             )
+            how = data.draw(st.sampled_from(["plain", "aggregate", "and", "or"]), label="how")
+            if how != "plain":
+                measure = data.draw(_aggregates(collection, samples, measured), label="aggregate")
+                where = {
+                    "aggregate": measure,
+                    "and": where & measure,
+                    "or": where | measure,
+                }[how]
             for expr in (where, ~where):
                 want = reference.find(stored, expr, related=world)
                 got = repo.find(expr)

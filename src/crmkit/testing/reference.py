@@ -24,7 +24,10 @@ The rules, in one place:
   single value;
 - ``F.related(name, expr)`` holds when some record of the related collection (given in
   ``related``, by collection name) is linked to the record as :data:`crmkit.query.RELATIONS`
-  declares and matches ``expr`` (any linked record when ``expr`` is None);
+  declares and matches ``expr`` (any linked record when ``expr`` is None); with an
+  aggregate (``.count() >= 3``, ``.sum(path) > x``...) the linked records matching ``expr``
+  are counted, or their set values at the path summed (zero for none) or their smallest /
+  largest taken (none: the comparison does not hold), and the result compared;
 - sorting puts ``None`` last in both directions and always ends with the id.
 """
 
@@ -39,7 +42,18 @@ from typing import Any
 import attrs
 
 from crmkit import geo
-from crmkit.query import And, Cond, Expr, Not, Op, Or, Order, Related, relation
+from crmkit.query import (
+    And,
+    Cond,
+    Expr,
+    Not,
+    Op,
+    Or,
+    Order,
+    Related,
+    RelatedAggregate,
+    relation,
+)
 
 #: Records of other collections by collection name, for ``F.related`` nodes.
 RelatedRecords = Mapping[str, Iterable[Any]]
@@ -186,6 +200,26 @@ def _linked(record: Any, field: str, target: Any) -> bool:
     return value is not None and value == record.id
 
 
+def _aggregate_holds(aggregate: RelatedAggregate, records: Sequence[Any]) -> bool:
+    """``count`` of the records, or ``sum`` / ``min`` / ``max`` of their set values at the
+    path (the sum of none is zero, their min and max are missing), compared."""
+    if aggregate.op == "count":
+        result: Any = len(records)
+    else:
+        assert aggregate.path is not None
+        values = [v for v in (_resolve(r, aggregate.path)[0] for r in records) if v is not None]
+        if aggregate.op == "sum":
+            zero = dt.timedelta(0) if isinstance(aggregate.value, dt.timedelta) else Decimal(0)
+            result = zero
+            for v in values:
+                result = result + (Decimal(v) if isinstance(v, int) else v)
+        elif not values:
+            return False
+        else:
+            result = min(values) if aggregate.op == "min" else max(values)
+    return _compare(aggregate.compare, result, aggregate.value)
+
+
 def matches(
     expr: Expr | None,
     record: Any,
@@ -215,7 +249,10 @@ def matches(
             linked = [t for t in others if ref is not None and t.id == ref]
         else:
             linked = [t for t in others if _linked(record, rel.field, t)]
-        return any(matches(expr.where, t, now=when, related=related) for t in linked)
+        hits = [t for t in linked if matches(expr.where, t, now=when, related=related)]
+        if expr.aggregate is None:
+            return bool(hits)
+        return _aggregate_holds(expr.aggregate, hits)
     assert isinstance(expr, Cond), expr
     if expr.op is Op.WITHIN_KM:
         place, _ = _resolve(record, expr.field)

@@ -4,7 +4,9 @@ Layout: each entity type has a collection named after ``Entity.collection`` (opt
 prefix); the document's ``_id`` is the entity id; :class:`~.convert.DocumentConverter` defines
 the stored forms. :meth:`MongoBackend.create_schema` creates the lookup indexes (references,
 emails, phones, domain ... from :func:`crmkit.entities.schema.indexed_fields`; arrays make
-them multikey) and is idempotent.
+them multikey; a ``2dsphere`` index on each address's ``_geo`` point for ``within_km``) and
+is idempotent. :meth:`MongoBackend.upgrade_schema` also brings documents written by an older
+crmkit up to date (their ``_geo`` shadow).
 
 What is atomic
 --------------
@@ -49,7 +51,7 @@ from typing import Any, Generic, NoReturn, TypeVar
 
 import attrs
 from bson.errors import BSONError
-from pymongo import ASCENDING, MongoClient
+from pymongo import ASCENDING, GEOSPHERE, MongoClient, UpdateOne
 from pymongo.client_session import ClientSession
 from pymongo.collection import Collection
 from pymongo.database import Database
@@ -65,11 +67,18 @@ from pymongo.errors import InvalidURI as InvalidURIError
 from crmkit.entities import ENTITY_TYPES, Entity
 from crmkit.entities.schema import indexed_fields
 from crmkit.errors import BackendError, ConflictError, CRMError, NotFound, ValidationError
-from crmkit.query import Expr, Query, Relation, related_entity
+from crmkit.query import Expr, Query, Related, Relation, related_entity
 
 from . import search
 from .compile import FilterCompiler, FindPlan, compile_find, projection
-from .convert import GEO, DocumentConverter, geo_fields
+from .convert import (
+    GEO,
+    DocumentConverter,
+    geo_fields,
+    geo_shadow_of_document,
+    stale_geo_filter,
+)
+from .related_aggregate import aggregate_filter
 
 __all__ = ["MongoBackend", "MongoStore", "RollbackError", "UndoneWrite", "open_backend"]
 
@@ -247,6 +256,25 @@ class MongoBackend:
         for entity in dict.fromkeys([*ENTITY_TYPES.values(), *self._stores]):
             self.store(entity)._create_indexes()
 
+    def upgrade_schema(self, batch_size: int = 1000) -> None:
+        """Bring a database written by an older crmkit up to this version (idempotent).
+
+        Creates the missing indexes (:meth:`create_schema`), drops the latitude index older
+        versions used for ``within_km`` on real servers (the ``2dsphere`` index replaces
+        it), and adds the current ``_geo`` shadow to every stored document that has
+        coordinates but no shadow or an older one, ``batch_size`` documents per read and
+        per bulk write. Documents are updated only at the version read, so a record
+        rewritten meanwhile (which gets its shadow from the writer) is left alone. Safe to
+        run again, and while others read and write. Raises ``BackendError``.
+        """
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValidationError("batch_size", batch_size, "must be a whole number >= 1")
+        self.create_schema()
+        for entity in dict.fromkeys([*ENTITY_TYPES.values(), *self._stores]):
+            store = self.store(entity)
+            store._drop_legacy_indexes()
+            store._backfill_geo(batch_size)
+
     # --- transactions ---------------------------------------------------------------------
 
     def _current(self) -> _Transaction | None:
@@ -412,7 +440,15 @@ class MongoStore(Generic[E]):
             backend.prefix + entity.collection
         )
         self._conv = backend.converter
-        self._compiler = FilterCompiler(entity, self._related_keys)
+        # within_km uses the 2dsphere index ($geoWithin) on real servers only: mongomock
+        # accepts the index but does not implement $geoWithin (see compile.op_within_km)
+        self._geo_index = not backend.is_mock
+        self._compiler = FilterCompiler(
+            entity,
+            self._related_keys,
+            geo_index=self._geo_index,
+            aggregates=self._related_aggregate,
+        )
 
     def __repr__(self) -> str:
         return f"<MongoStore {self.collection.name}>"
@@ -421,13 +457,72 @@ class MongoStore(Generic[E]):
         try:
             for name in indexed_fields(self.entity):
                 self.collection.create_index([(name, ASCENDING)])
-            for name in geo_fields(self.entity):  # within_km's bounding box
-                self.collection.create_index([(f"{GEO}.{name}.lat", ASCENDING)])
+            for a in attrs.fields(self.entity):  # external_ids.<source> lookups (imports)
+                if a.metadata.get("kind") == "text_mapping":
+                    self.collection.create_index([(f"{a.name}.$**", ASCENDING)])
+            for name in geo_fields(self.entity):  # within_km's pre-filter
+                self.collection.create_index([(f"{GEO}.{name}.point", GEOSPHERE)])
+                if not self._geo_index:  # the bounding box used instead on mongomock
+                    self.collection.create_index([(f"{GEO}.{name}.lat", ASCENDING)])
             search.create_text_index(self.collection, self.entity.collection)
         except _DRIVER_ERRORS as exc:
             raise BackendError(
                 f"cannot create the indexes of {self.collection.name}: {exc}"
             ) from exc
+
+    def _drop_legacy_indexes(self) -> None:
+        """Drop the ``_geo`` latitude index of older versions where it is no longer used."""
+        if not self._geo_index:
+            return
+        try:
+            with self._backend._serialized():
+                existing = self.collection.index_information()
+                for name in geo_fields(self.entity):
+                    legacy = f"{GEO}.{name}.lat_1"
+                    if legacy in existing:
+                        self.collection.drop_index(legacy)
+        except _DRIVER_ERRORS as exc:
+            self._backend._failed(exc, self.entity)
+
+    def _backfill_geo(self, batch_size: int) -> int:
+        """Add the current ``_geo`` shadow to documents lacking it; the number updated.
+
+        Walks the stale documents in ``_id`` order (so invalid coordinates, which get no
+        shadow and stay stale, are passed over rather than read again)."""
+        stale = stale_geo_filter(self.entity)
+        if stale is None:
+            return 0
+        fields = dict.fromkeys([*geo_fields(self.entity), "version"], 1)
+        updated = 0
+        after: Any = None
+        while True:
+            where = stale if after is None else {"$and": [stale, {"_id": {"$gt": after}}]}
+            try:
+                with self._backend._serialized():
+                    docs = list(
+                        self.collection.find(
+                            where, fields, sort=[("_id", ASCENDING)], limit=batch_size
+                        )
+                    )
+                    changes = []
+                    for doc in docs:
+                        shadow = geo_shadow_of_document(self.entity, doc)
+                        if shadow:
+                            at = {"_id": doc["_id"], "version": doc.get("version")}
+                            new = {f"{GEO}.{name}": value for name, value in shadow.items()}
+                            changes.append((at, {"$set": new}))
+                    if changes and self._backend.is_mock:
+                        # mongomock's bulk_write does not accept current pymongo operations
+                        for at, change in changes:
+                            updated += self.collection.update_one(at, change).modified_count
+                    elif changes:
+                        ops = [UpdateOne(at, change) for at, change in changes]
+                        updated += self.collection.bulk_write(ops, ordered=False).modified_count
+            except _DRIVER_ERRORS as exc:
+                self._backend._failed(exc, self.entity)
+            if len(docs) < batch_size:
+                return updated
+            after = docs[-1]["_id"]
 
     # --- writes ---------------------------------------------------------------------------
 
@@ -647,7 +742,13 @@ class MongoStore(Generic[E]):
 
     def plan(self, query: Query) -> FindPlan:
         """How :meth:`find` runs ``query`` (for inspection and tests)."""
-        return compile_find(self.entity, query, self._related_keys)
+        return compile_find(
+            self.entity,
+            query,
+            self._related_keys,
+            geo_index=self._geo_index,
+            aggregates=self._related_aggregate,
+        )
 
     def _related_keys(self, rel: Relation, where: dict[str, Any]) -> list[Any]:
         """``F.related`` support: the link values (ids for "belongs to", else the values of
@@ -667,6 +768,11 @@ class MongoStore(Generic[E]):
         except _DRIVER_ERRORS as exc:
             self._backend._failed(exc, store.entity)
         return sorted(keys)
+
+    def _related_aggregate(self, rel: Relation, node: Related) -> dict[str, Any]:
+        """``F.related(...).count() > 2`` support: the query document of the records whose
+        related documents pass (see :mod:`.related_aggregate`)."""
+        return aggregate_filter(self._backend.store(related_entity(rel)), rel, node)
 
     def find(self, query: Query) -> list[E]:
         """Records matching ``query.where``, sorted and windowed by the server."""

@@ -69,6 +69,9 @@ __all__ = ["FilterCompiler", "FindPlan", "SortKey", "compile_find", "nothing", "
 Filter = dict[str, Any]
 #: Resolves a related node: the link values of the related documents matching the filter.
 RelatedKeys = Callable[[Relation, Filter], list[Any]]
+#: Resolves an aggregate condition on related records (``F.related(...).count() > 2``) to
+#: the query document of the records that pass (``MongoStore`` supplies it).
+RelatedAggregates = Callable[[Relation, Related], Filter]
 
 
 def nothing() -> Filter:
@@ -156,10 +159,22 @@ class FilterCompiler:
     field, or a value of the wrong type (``crmkit.query.bind`` normally catches all three).
     """
 
-    def __init__(self, entity: type[Entity], related: RelatedKeys | None = None) -> None:
+    def __init__(
+        self,
+        entity: type[Entity],
+        related: RelatedKeys | None = None,
+        *,
+        geo_index: bool = False,
+        aggregates: RelatedAggregates | None = None,
+    ) -> None:
         self.entity = entity
         #: how ``F.related`` nodes are resolved (the backend's; None refuses them)
         self.related = related
+        #: how aggregate conditions on related records are resolved (None refuses them)
+        self.aggregates = aggregates
+        #: ``within_km`` pre-filters with ``$geoWithin`` (the 2dsphere index; real servers)
+        #: instead of a latitude/longitude box (mongomock lacks ``$geoWithin``)
+        self.geo_index = geo_index
         self._ops: dict[Op, Callable[[_Target, Any], Filter]] = {
             Op.EQ: self.op_eq,
             Op.NE: self.op_ne,
@@ -214,7 +229,17 @@ class FilterCompiler:
         rel = relation(self.entity.collection, expr.relation)
         if self.related is None:
             raise ValidationError("related", expr.relation, "cannot be used here")
-        inner = FilterCompiler(related_entity(rel), self.related).compile(expr.where)
+        if expr.aggregate is not None:  # count/sum/min/max compared
+            if self.aggregates is None:
+                raise ValidationError("related", expr.relation, "aggregates cannot be used here")
+            return self.aggregates(rel, expr)
+        compiler = FilterCompiler(
+            related_entity(rel),
+            self.related,
+            geo_index=self.geo_index,
+            aggregates=self.aggregates,
+        )
+        inner = compiler.compile(expr.where)
         keys = self.related(rel, inner)
         if rel.belongs:
             return {_Target.of(field_info(self.entity, rel.field)).path: {"$in": keys}}
@@ -232,19 +257,34 @@ class FilterCompiler:
         return method(_Target.of(info), cond.value)
 
     def op_within_km(self, t: _Target, value: tuple[float, float, float]) -> Filter:
-        """A bounding box on the ``_geo`` shadow's ``lat``/``lon``, then the exact test of
-        :mod:`crmkit.geo` on its unit vector, in the same operation order (``$expr``
-        arithmetic: no trigonometry at query time). ``$geoWithin``/``$centerSphere`` is not
-        used: mongomock lacks it, and its own rounding at the boundary could disagree with
-        the other backends."""
+        """A pre-filter, then the exact test of :mod:`crmkit.geo` on the ``_geo`` shadow's
+        unit vector, in the same operation order (``$expr`` arithmetic: no trigonometry at
+        query time), so the result is the other backends' to the last bit.
+
+        The pre-filter only narrows the search (it is a superset of the exact test): with
+        ``geo_index`` (real servers) ``$geoWithin``/``$centerSphere`` on the shadow's
+        GeoJSON ``point``, which the 2dsphere index answers, with the slightly widened cap
+        of :func:`crmkit.geo.cap_radians`; otherwise (mongomock, which lacks
+        ``$geoWithin``, or a radius reaching nearly the antipode) a bounding box on the
+        shadow's ``lat``/``lon``."""
         lat, lon, km = value
-        box = geo.bounding_box(lat, lon, km)
         base = f"{GEO}.{t.path}"
-        parts: list[Filter] = [{f"{base}.lat": {"$gte": box.min_lat, "$lte": box.max_lat}}]
-        if box.lon_ranges:
-            parts.append(
-                {"$or": [{f"{base}.lon": {"$gte": lo, "$lte": hi}} for lo, hi in box.lon_ranges]}
-            )
+        radians = geo.cap_radians(km) if self.geo_index else None
+        parts: list[Filter]
+        if radians is not None:
+            cap = {"$centerSphere": [[lon, lat], radians]}
+            parts = [{f"{base}.point": {"$geoWithin": cap}}]
+        else:
+            box = geo.bounding_box(lat, lon, km)
+            parts = [{f"{base}.lat": {"$gte": box.min_lat, "$lte": box.max_lat}}]
+            if box.lon_ranges:
+                parts.append(
+                    {
+                        "$or": [
+                            {f"{base}.lon": {"$gte": lo, "$lte": hi}} for lo, hi in box.lon_ranges
+                        ]
+                    }
+                )
         centre = geo.unit_vector(lat, lon)
 
         def square(axis: str, c: float) -> dict[str, Any]:
@@ -537,11 +577,19 @@ class FindPlan:
 
 
 def compile_find(
-    entity: type[Entity], query: Query, related: RelatedKeys | None = None
+    entity: type[Entity],
+    query: Query,
+    related: RelatedKeys | None = None,
+    *,
+    geo_index: bool = False,
+    aggregates: RelatedAggregates | None = None,
 ) -> FindPlan:
-    """The plan for ``query`` on ``entity``; raises ``ValidationError`` like the compiler."""
+    """The plan for ``query`` on ``entity``; raises ``ValidationError`` like the compiler.
+    ``geo_index`` and ``aggregates``: as for :class:`FilterCompiler`."""
     return FindPlan(
-        FilterCompiler(entity, related).compile(query.where),
+        FilterCompiler(entity, related, geo_index=geo_index, aggregates=aggregates).compile(
+            query.where
+        ),
         sort_keys(entity, query.order),
         query.offset,
         query.limit,

@@ -15,7 +15,10 @@ Storage forms (chosen so that MongoDB's comparisons and sort order agree with Py
   strings (``$``-prefixed or dotted keys are not safe field names in every MongoDB version);
 - ``_lc`` holds ``str.lower()`` of each text value whose lower-cased form differs, so
   ``icontains`` folds case exactly as Python (and the memory backend) does, for all of
-  Unicode.
+  Unicode;
+- ``_geo`` holds, for each value object with coordinates (``address``), the float
+  coordinates, their unit vector (``within_km``'s exact test) and a GeoJSON point (the
+  ``2dsphere`` index); see :func:`geo_shadow`.
 """
 
 from __future__ import annotations
@@ -48,6 +51,9 @@ __all__ = [
     "bson_duration",
     "decimal_key",
     "geo_fields",
+    "geo_shadow",
+    "geo_shadow_of_document",
+    "stale_geo_filter",
     "to_decimal128",
 ]
 
@@ -57,8 +63,9 @@ E = TypeVar("E", bound=Entity)
 LOWER = "_lc"
 #: Shadow sub-document holding order-preserving decimal keys (comparisons, sorting).
 DECIMAL = "_dec"
-#: Shadow sub-document of value objects with coordinates (``address``): float ``lat``/``lon``
-#: and the unit vector ``x``/``y``/``z`` of :mod:`crmkit.geo` (``within_km``).
+#: Shadow sub-document of value objects with coordinates (``address``): float ``lat``/``lon``,
+#: the unit vector ``x``/``y``/``z`` of :mod:`crmkit.geo` and a GeoJSON ``point``
+#: (``within_km``; see :func:`geo_shadow`).
 GEO = "_geo"
 #: Fields of a stored document that are not entity attributes.
 SHADOW_FIELDS = (LOWER, DECIMAL, GEO)
@@ -231,6 +238,50 @@ def geo_fields(entity: type[Any]) -> tuple[str, ...]:
     )
 
 
+def geo_shadow(latitude: float | Decimal, longitude: float | Decimal) -> dict[str, Any]:
+    """The :data:`GEO` shadow of one point: ``lat``/``lon`` as floats (the bounding box),
+    the unit vector ``x``/``y``/``z`` (the exact test of :mod:`crmkit.geo`) and ``point``,
+    a GeoJSON point (longitude first) for the ``2dsphere`` index."""
+    lat, lon = float(latitude), float(longitude)
+    x, y, z = geo.unit_vector(lat, lon)
+    point = {"type": "Point", "coordinates": [lon, lat]}
+    return {"lat": lat, "lon": lon, "x": x, "y": y, "z": z, "point": point}
+
+
+def stale_geo_filter(entity: type[Any]) -> dict[str, Any] | None:
+    """The documents of ``entity`` with coordinates but no current :data:`GEO` shadow
+    (stored by a crmkit without it, or with an older one lacking ``point``); None when
+    the entity has no value object with coordinates."""
+    fields = geo_fields(entity)
+    if not fields:
+        return None
+    return {
+        "$or": [
+            {f"{name}.latitude": {"$ne": None}, f"{GEO}.{name}.point": {"$exists": False}}
+            for name in fields
+        ]
+    }
+
+
+def geo_shadow_of_document(entity: type[Any], document: Mapping[str, Any]) -> dict[str, Any]:
+    """The :data:`GEO` shadow a stored document of ``entity`` should have (empty when it has
+    no coordinates), computed from its stored coordinates exactly as :meth:`to_document`
+    does; coordinates that are not valid numbers in range get no shadow."""
+    places: dict[str, Any] = {}
+    for name in geo_fields(entity):
+        place = document.get(name)
+        if not isinstance(place, Mapping):
+            continue
+        try:
+            lat = _structure_decimal(place.get("latitude"), None)
+            lon = _structure_decimal(place.get("longitude"), None)
+        except (TypeError, ArithmeticError, ValueError):
+            continue
+        if lat.is_finite() and lon.is_finite() and abs(lat) <= 90 and abs(lon) <= 180:
+            places[name] = geo_shadow(lat, lon)
+    return places
+
+
 @attrs.frozen
 class _ShadowPlan:
     """Which paths of one entity type get a lower-cased or a decimal-key shadow."""
@@ -345,9 +396,7 @@ class DocumentConverter:
         for column in plan.places:
             place = getattr(entity, column)
             if place is not None and place.latitude is not None:
-                x, y, z = geo.unit_vector(place.latitude, place.longitude)
-                lat, lon = float(place.latitude), float(place.longitude)
-                places[column] = {"lat": lat, "lon": lon, "x": x, "y": y, "z": z}
+                places[column] = geo_shadow(place.latitude, place.longitude)
         if places:
             doc[GEO] = places
         return doc

@@ -46,12 +46,12 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import StaticPool
 
-from crmkit.backends.sql import search
+from crmkit.backends.sql import related_aggregate, search
 from crmkit.backends.sql.compile import FOLD_FUNCTION, FilterCompiler, fold
-from crmkit.backends.sql.schema import DEFAULT_PREFIX, EntityLayout, _load_list, make_metadata
+from crmkit.backends.sql.schema import DEFAULT_PREFIX, EntityLayout, make_metadata
 from crmkit.entities import Entity
 from crmkit.errors import BackendError, ConflictError, NotFound, ValidationError
-from crmkit.query import Cursor, Expr, Query
+from crmkit.query import And, Cursor, Expr, Query
 
 __all__ = ["DRIVER_ERRORS", "SqlBackend", "SqlStore", "open_backend", "translate_errors"]
 
@@ -288,6 +288,7 @@ def _configure_sqlite(engine: Engine, *, wal: bool, busy_timeout_ms: int) -> Non
         cursor.close()
         dbapi_conn.create_function(FOLD_FUNCTION, 1, fold, deterministic=True)
         _install_trig(dbapi_conn)
+        related_aggregate.install(dbapi_conn)
 
     @event.listens_for(engine, "begin")
     def on_begin(conn: Connection) -> None:
@@ -596,9 +597,10 @@ class SqlStore(Generic[E]):
             if result.rowcount != 1:
                 self._missing_or_stale(conn, id, expected_version)
             if old is not None:
+                elements = self.layout.elements
                 for i, (field, _) in enumerate(self._children, start=1):
-                    before = _load_list(old[i])
-                    after = getattr(entity, field)
+                    before = elements(field, old[i])
+                    after = elements(field, getattr(entity, field))
                     if before == after:
                         continue
                     gone = set(before).difference(after)
@@ -662,18 +664,35 @@ class SqlStore(Generic[E]):
                 out.extend(from_row(r) for r in conn.execute(self._get_many, {"ids": chunk}))
         return out
 
+    def _criteria(self, where: Expr | None) -> tuple[list[Any], bool]:
+        """The ``WHERE`` criteria of ``where`` (one per item of a top-level ``And``) and
+        whether SQLite needs the fold function.
+
+        ``select.where(a, b)`` is the SQL of ``where(and_(a, b))`` but skips building the
+        ``AND`` clause, a noticeable part of a lookup through a user view (its filter and
+        the view's scope are two items)."""
+        items = where.items if isinstance(where, And) and where.items else (where,)
+        clauses: list[Any] = []
+        needs_fold = False
+        for item in items:
+            compiled = self.compiler.compile(item)
+            if compiled.clause is not None:
+                clauses.append(compiled.clause)
+            needs_fold = needs_fold or compiled.needs_fold
+        return clauses, needs_fold
+
     def statement(self, query: Query) -> tuple[sa.Select[Any], bool]:
         """The ``SELECT`` of ``query`` and whether SQLite needs the fold function."""
-        compiled = self.compiler.compile(query.where)
+        clauses, needs_fold = self._criteria(query.where)
         stmt = self._select
-        if compiled.clause is not None:
-            stmt = stmt.where(compiled.clause)
+        if clauses:
+            stmt = stmt.where(*clauses)
         stmt = stmt.order_by(*self.compiler.order_by(query.order))
         if query.limit is not None:
             stmt = stmt.limit(query.limit)
         if query.offset:
             stmt = stmt.offset(query.offset)
-        return stmt, compiled.needs_fold
+        return stmt, needs_fold
 
     def find(self, query: Query) -> list[E]:
         """Matching records, sorted and windowed in SQL. Raises ``BackendError``."""
@@ -708,12 +727,12 @@ class SqlStore(Generic[E]):
 
     def count(self, where: Expr | None) -> int:
         """How many records match, counted in SQL. Raises ``BackendError``."""
-        compiled = self.compiler.compile(where)
+        clauses, needs_fold = self._criteria(where)
         stmt = sa.select(sa.func.count()).select_from(self.table)
-        if compiled.clause is not None:
-            stmt = stmt.where(compiled.clause)
+        if clauses:
+            stmt = stmt.where(*clauses)
         with translate_errors(f"count {self.table.name}"), self.backend.reading() as conn:
-            if compiled.needs_fold:
+            if needs_fold:
                 _install_fold(conn)
             return int(conn.execute(stmt).scalar_one())
 
@@ -801,11 +820,13 @@ def _valid_id(id: object) -> bool:
 
 
 def _install_fold(conn: Connection) -> None:
-    """Register ``crmkit_lower`` on the DBAPI connection (host connections lack it)."""
+    """Register ``crmkit_lower``, the trigonometry ``within_km`` needs and the exact decimal
+    functions of related aggregates on the DBAPI connection (host connections lack them)."""
     if conn.dialect.name == "sqlite":
         raw: Any = conn.connection.dbapi_connection
         raw.create_function(FOLD_FUNCTION, 1, fold, deterministic=True)
         _install_trig(raw)
+        related_aggregate.install(raw)
 
 
 def _install_trig(dbapi_conn: Any) -> None:

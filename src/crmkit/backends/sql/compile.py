@@ -47,7 +47,9 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.sql.elements import ColumnElement
 
 from crmkit import geo
-from crmkit.backends.sql.schema import EntityLayout, ScalarCodec
+from crmkit.backends.sql import related_aggregate
+from crmkit.backends.sql.frozen import FrozenClause
+from crmkit.backends.sql.schema import EntityLayout, ScalarCodec, keyed_value
 from crmkit.entities.schema import FieldInfo, field_info
 from crmkit.errors import ValidationError
 from crmkit.query import (
@@ -99,6 +101,9 @@ class _Column:
     codec: ScalarCodec | None
     as_float: bool = False  # SQLite decimals: stored as exact text, compared as REAL
     nullable: bool = True
+    # a text mapping's value (external_ids.shop): its child table and owner column, and the
+    # key; == and in_ look the "key<US>value" rows up in the child's value index
+    keyed: tuple[_List, str] | None = None
 
     def bind(self, value: Any) -> Any:
         if self.as_float:
@@ -130,14 +135,6 @@ _Target = _Column | _List | _Object | _Custom
 _NUMBER = "number"
 _SQLITE_KINDS = {"text": ("text",), "number": ("integer", "real"), "bool": ("true", "false")}
 _PG_KINDS = {"text": "string", "number": "number", "bool": "boolean"}
-_COMPARE: dict[Op, Compare] = {
-    Op.EQ: operator.eq,
-    Op.NE: operator.ne,
-    Op.LT: operator.lt,
-    Op.LE: operator.le,
-    Op.GT: operator.gt,
-    Op.GE: operator.ge,
-}
 
 
 def _kind_of(value: Any) -> str:
@@ -160,6 +157,21 @@ def glob_prefix(text: str) -> str:
     """A SQLite ``GLOB`` pattern matching text that starts with ``text`` (case-sensitively)."""
     escaped = text.replace("[", "[[]").replace("*", "[*]").replace("?", "[?]")
     return escaped + "*"
+
+
+#: Longest ``IN`` list given one bound parameter per value; longer lists use one
+#: "expanding" parameter instead.
+_SMALL_IN = 32
+
+
+def _in(expr: Clause, values: list[Any]) -> Clause:
+    """``expr IN (values)``. A short list gets one bound parameter per value, written into
+    the cached SQL: an "expanding" parameter would have SQLAlchemy rewrite the statement's
+    text on every execution, which costs more than running a lookup (a user view's scope has
+    several short lists: its teams, their members)."""
+    if not values or len(values) > _SMALL_IN:
+        return expr.in_(values)
+    return expr.in_([sa.bindparam(None, v, type_=expr.type) for v in values])
 
 
 def _sql_text(value: str) -> Clause:
@@ -278,6 +290,7 @@ class FilterCompiler:
         if key is not None and reusable(expr):
             if len(self._memo) >= 256:
                 self._memo.clear()
+            clause = FrozenClause(clause)  # its part of the cache key is computed once
             self._memo[key] = (clause, self._needs_fold)
         self._needs_fold = outer or self._needs_fold
         return clause
@@ -310,6 +323,10 @@ class FilterCompiler:
         compiled = inner.compile(expr.where)
         condition = compiled.clause
         self._needs_fold = self._needs_fold or compiled.needs_fold
+        if expr.aggregate is not None:  # count/sum/min/max compared: a grouped subquery
+            return related_aggregate.aggregate_clause(  # type: ignore[no-any-return]
+                self, rel, inner, child, condition, expr.aggregate
+            )
         if rel.belongs:
             ids = sa.select(other.c.id)
             if condition is not None:
@@ -355,7 +372,18 @@ class FilterCompiler:
 
     def visit_eq(self, target: _Target, value: Any) -> Clause:
         """``field == value``."""
+        if isinstance(target, _Column) and target.keyed is not None:
+            return self._keyed(target.keyed, (value,))
         return self._compare(target, value, operator.eq)
+
+    def _keyed(self, keyed: tuple[_List, str], values: Sequence[Any]) -> Clause:
+        """A text mapping's value is one of ``values``: an indexed lookup of the
+        ``key<US>value`` rows of its child table (only text values can match)."""
+        child, key = keyed
+        rows = [keyed_value(key, v) for v in values if isinstance(v, str)]
+        if not rows:
+            return sa.false()
+        return self._some_element(child, _in(child.child.c.value, rows))
 
     def visit_ne(self, target: _Target, value: Any) -> Clause:
         """``field != value``; never matches a missing value (NULL != x is not true)."""
@@ -380,9 +408,11 @@ class FilterCompiler:
     def visit_in(self, target: _Target, values: tuple[Any, ...]) -> Clause:
         """``field.in_(values)``; on a list, some element is one of the values."""
         if isinstance(target, _Column):
-            return target.expr.in_([target.bind(v) for v in values])
+            if target.keyed is not None:
+                return self._keyed(target.keyed, values)
+            return _in(target.expr, [target.bind(v) for v in values])
         if isinstance(target, _List):
-            return self._some_element(target, target.child.c.value.in_(list(values)))
+            return self._some_element(target, _in(target.child.c.value, list(values)))
         if isinstance(target, _Custom):
             by_kind: dict[str, list[Any]] = {}
             for v in values:
@@ -680,7 +710,10 @@ class FilterCompiler:
                 extracted: Clause = sa.func.json_extract(column, f'$."{info.key}"')
             else:
                 extracted = column.op("->>", return_type=sa.Text())(info.key).collate("C")
-            return _Column(extracted, extracted, None)
+            keyed = None
+            if info.column in self.layout.keyed:
+                keyed = (_List(self.layout.children[info.column], table.c.id), info.key)
+            return _Column(extracted, extracted, None, keyed=keyed)
         if info.is_list:
             return _List(self.layout.children[info.column], table.c.id)
         if info.kind == "object":

@@ -135,7 +135,8 @@ def table_name(prefix: str, entity: type[Entity]) -> str:
 
 
 def child_table_name(prefix: str, entity: type[Entity], field: str) -> str:
-    """The name of the child table of a list field (``crm_contacts_emails``)."""
+    """The name of the child table of a list field or a text mapping
+    (``crm_contacts_emails``, ``crm_contacts_external_ids``)."""
     return f"{prefix}{entity.collection}_{field}"
 
 
@@ -188,6 +189,8 @@ def _entity_tables(md: sa.MetaData, prefix: str, entity: type[Entity]) -> None:
                 )
         elif kind in ("objects", "mapping", "text_mapping", "json"):
             columns.append(sa.Column(a.name, JsonType, nullable=False))
+            if kind == "text_mapping":  # looked up by key and value (external_ids.shop)
+                lists.append(a.name)
         else:  # pragma: no cover - a new field kind must be mapped here first
             raise TypeError(f"{entity.__name__}.{a.name}: no SQL mapping for kind {kind!r}")
     table = sa.Table(name, md, *columns, info={"crmkit_entity": entity.collection})
@@ -256,6 +259,17 @@ def _load_mapping(value: Any) -> FrozenDict:
     if not value:
         return FrozenDict()
     return FrozenDict({k: _freeze_plain(v) for k, v in value.items()})
+
+
+#: Separates a key from its value in the child rows of a text mapping. Keys are plain
+#: identifiers (``[A-Za-z0-9_-]``), so the first separator always ends the key.
+KEY_SEPARATOR = "\x1f"
+
+
+def keyed_value(key: str, value: str) -> str:
+    """The child-table value of one entry of a text mapping: ``"shop\x1fC-1042"``, so that
+    ``external_ids.shop == "C-1042"`` is one lookup in the child table's value index."""
+    return f"{key}{KEY_SEPARATOR}{value}"
 
 
 def _load_list(value: Any) -> tuple[str, ...]:
@@ -414,7 +428,10 @@ class EntityLayout:
         self.dialect = dialect
         key = f"{schema}.{table_name(prefix, entity)}" if schema else table_name(prefix, entity)
         self.table: sa.Table = md.tables[key]
+        #: the child table of each list field and each text mapping (``external_ids``)
         self.children: dict[str, sa.Table] = {}
+        #: the text mappings among :attr:`children`: their rows hold :func:`keyed_value`
+        self.keyed: set[str] = set()
         self.object_fields: frozenset[str] = frozenset(
             a.name for a in attrs.fields(entity) if a.metadata.get("kind") == "object"
         )
@@ -458,6 +475,10 @@ class EntityLayout:
                     parts.append(f"(None if {get} is None else {value})")
                 readers.append(self._object_reader(a.name, cls, column_index))
             elif kind in ("mapping", "text_mapping", "json"):
+                if kind == "text_mapping":
+                    ckey = child_table_name(prefix, entity, a.name)
+                    self.children[a.name] = md.tables[f"{schema}.{ckey}" if schema else ckey]
+                    self.keyed.add(a.name)
                 parts.append(f'(dumps(thaw({get})) if {get} else "{{}}")')
                 if kind == "json":
                     where = f"{entity.__name__.lower()}.{a.name}"
@@ -497,7 +518,19 @@ class EntityLayout:
 
     def child_values(self, field: str, entities: Sequence[Any]) -> list[tuple[str, str]]:
         """``(owner_id, value)`` rows of ``field``'s child table for ``entities``."""
+        if field in self.keyed:
+            return [
+                (e.id, keyed_value(k, v)) for e in entities for k, v in getattr(e, field).items()
+            ]
         return [(e.id, v) for e in entities for v in getattr(e, field)]
+
+    def elements(self, field: str, value: Any) -> tuple[str, ...]:
+        """The child-table values of ``field`` holding ``value`` (the field's value, or its
+        column as read from a row)."""
+        if field in self.keyed:
+            mapping = value if isinstance(value, Mapping) else _load_mapping(value)
+            return tuple(keyed_value(k, v) for k, v in mapping.items())
+        return value if isinstance(value, tuple) else _load_list(value)
 
     def _object_reader(
         self, name: str, cls: type[Any], column_index: Callable[[str], int]

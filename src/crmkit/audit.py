@@ -11,7 +11,7 @@ is ``None``). Creates store the names of the fields they set but not their value
 are the record's first version, which is stored already, so :meth:`AuditTrail.history`
 fills them in when it reads the entry (each field's ``old`` in the next entry that changed
 it, else the record's current value). A create costs one small entry instead of a second
-copy of the record: bulk writes and imports write half the bytes. Bulk writes insert their
+copy of the record, which matters most to bulk writes and imports. Bulk writes insert their
 entries in bulk, one statement per batch. The ``audit_log`` collection itself is not
 audited.
 

@@ -11,6 +11,12 @@ record; a row that would change nothing leaves it alone, so importing the same f
 is a no-op. Records are looked up once per batch with one ``in_`` query. Every row ends up
 in exactly one count of the returned :class:`ImportSummary`; a rejected row is written,
 with its line number and the reason, to the ``rejected_path`` CSV file.
+
+Through a user view (``crm.as_user(user).imports``) the writes are the user's: a row the
+user may not create or change is rejected with the reason (the rest of the file is
+imported), a row whose external id belongs to a record the user cannot read is rejected
+rather than duplicated, and a mapping onto a hidden or read-only field raises
+``PermissionDenied`` before anything is read.
 """
 
 from __future__ import annotations
@@ -28,7 +34,15 @@ import attrs
 
 from crmkit.entities import Entity
 from crmkit.entities.schema import FieldInfo, field_info
-from crmkit.errors import BackendError, ConflictError, CRMError, NotFound, ValidationError
+from crmkit.errors import (
+    BackendError,
+    ConflictError,
+    CRMError,
+    NotFound,
+    PermissionDenied,
+    ValidationError,
+)
+from crmkit.permissions import ScopedRepository, UserView
 from crmkit.query import F
 
 if TYPE_CHECKING:
@@ -239,10 +253,22 @@ def _merged(stored: Entity, fields: Mapping[str, Any]) -> Entity:
 
 
 class Importer:
-    """``crm.imports``: bring CSV and JSON Lines files into a collection (see the module)."""
+    """``crm.imports`` (or a user view's): bring CSV and JSON Lines files into a collection
+    (see the module)."""
 
-    def __init__(self, crm: CRM) -> None:
+    def __init__(self, crm: CRM | UserView) -> None:
         self._crm = crm
+
+    def _checked_mapping(self, entity: str, mapper: _Mapper | None) -> None:
+        """Through a user view, a mapping may not target a field the user cannot set."""
+        grants = getattr(self._crm, "grants", None)
+        if grants is None or mapper is None:
+            return
+        refused = grants.hidden_fields(entity) | grants.readonly_fields(entity)
+        for _, path, _ in mapper.targets:
+            top = path.split(".")[0]
+            if path in refused or top in refused:
+                raise PermissionDenied(f"{entity}.{path} cannot be set by this user")
 
     def __repr__(self) -> str:
         return f"<Importer of {self._crm!r}>"
@@ -289,6 +315,7 @@ class Importer:
             except StopIteration:
                 header = []
             mapper = _Mapper(self._crm.repository(entity).entity, mapping, header)
+            self._checked_mapping(entity, mapper)
             if mapping is not None:
                 missing = [c for c in mapping if c not in header]
                 if missing:
@@ -345,6 +372,7 @@ class Importer:
         _check_batch(batch_size)
         repo_entity: type[Entity] = self._crm.repository(entity).entity
         fixed = _Mapper(repo_entity, mapping, ()) if mapping is not None else None
+        self._checked_mapping(entity, fixed)
         mappers: dict[tuple[str, ...], _Mapper] = {}
         with _opened(source) as file:
 
@@ -398,7 +426,7 @@ class Importer:
         check_duplicates: bool,
         batch_size: int,
     ) -> ImportSummary:
-        repo: Repository[Any] = self._crm.repository(entity)
+        repo: Repository[Any] | ScopedRepository[Any] = self._crm.repository(entity)
         has_external = any(a.name == "external_ids" for a in attrs.fields(repo.entity))
         if key is None and mapper is not None:
             key = next(
@@ -477,15 +505,19 @@ class _Batch:
 
     def __init__(
         self,
-        crm: CRM,
-        repo: Repository[Any],
+        source: CRM | UserView,
+        repo: Repository[Any] | ScopedRepository[Any],
         key: str | None,
         has_external: bool,
         check_duplicates: bool,
         counts: _Counts,
         writer: Any,
     ) -> None:
-        self.crm, self.repo, self.key = crm, repo, key
+        self.source, self.repo, self.key = source, repo, key
+        # the CRM itself (a view's), and its repository: external ids are looked up in all
+        # records, so that a row never duplicates a record its user cannot see
+        self.crm: CRM = source.crm if isinstance(source, UserView) else source
+        self.every: Repository[Any] = self.crm.repository(repo.entity.collection)
         self.has_external = has_external
         self.check_duplicates = check_duplicates
         self.counts = counts
@@ -509,14 +541,20 @@ class _Batch:
         stored = self._lookup(good)
         new: list[_Row] = []
         crm = self.crm
-        with crm.transaction(), crm.acting(None, reason=crm.acting_reason or "import"):
+        with self.source.transaction(), crm.acting(None, reason=crm.acting_reason or "import"):
             for row in good:
                 value = row.key
                 matches = stored.get(value, []) if value is not None else []
-                if len(matches) > 1:
-                    ids = ", ".join(str(m.id) for m in matches)
+                if matches and matches[0] is None:
+                    self.reject(
+                        row,
+                        f"external_ids.{self.key}={value!r} belongs to a record "
+                        "this user may not change",
+                    )
+                elif len(matches) > 1:
+                    ids = ", ".join(str(m.id) for m in matches if m is not None)
                     self.reject(row, f"external_ids.{self.key}={value!r} matches records {ids}")
-                elif matches:
+                elif matches and matches[0] is not None:
                     self._upsert(row, matches[0])
                 else:
                     new.append(row)
@@ -526,14 +564,21 @@ class _Batch:
             self.writer.writerows([line, reason, *raw] for line, reason, raw in self.rejected)
             self.rejected.clear()
 
-    def _lookup(self, rows: list[_Row]) -> dict[str, list[Entity]]:
+    def _lookup(self, rows: list[_Row]) -> dict[str, list[Entity | None]]:
+        """The stored records of the batch's keys; ``[None]`` for a key held only by records
+        a user's view cannot read."""
         values = {r.key for r in rows if r.key is not None}
         if not values:
             return {}
-        found: dict[str, list[Entity]] = {}
-        path = F(f"external_ids.{self.key}")
-        for record in self.repo.find(path.in_(sorted(values))):
+        found: dict[str, list[Entity | None]] = {}
+        where = F(f"external_ids.{self.key}").in_(sorted(values))
+        for record in self.repo.find(where):
             found.setdefault(record.external_ids[self.key], []).append(record)
+        if self.every is not self.repo:  # a user's view: keys of records it cannot read
+            for record in self.every.find(where):
+                value = record.external_ids[self.key]
+                if value not in found:
+                    found[value] = [None]
         return found
 
     def _upsert(self, row: _Row, stored: Entity) -> None:
@@ -564,7 +609,19 @@ class _Batch:
             rows = [r for r in rows if not self._duplicate(r)]
         if not rows:
             return
-        result = self.repo.add_many([r.fields or {} for r in rows], on_error="collect")
+        try:
+            result = self.repo.add_many([r.fields or {} for r in rows], on_error="collect")
+        except PermissionDenied:
+            # a user's view refuses the whole call (checked before anything is written):
+            # add the rows one by one, so that only the refused ones are rejected
+            for row in rows:
+                try:
+                    self.repo.add(row.fields or {})
+                except (ValidationError, PermissionDenied) as exc:
+                    self.reject(row, str(exc))
+                else:
+                    self.counts.created += 1
+            return
         self.counts.created += len(result.added)
         for rejected in result.rejected:
             self.reject(rows[rejected.index], "; ".join(rejected.reasons))
@@ -576,7 +633,7 @@ class _Batch:
             return False
         try:
             record = self.repo.entity(**row.fields)
-            matches = self.crm.dedupe.candidates(record, limit=5)
+            matches = self.source.dedupe.candidates(record, limit=5)
         except (ValidationError, TypeError):
             return False  # add_many rejects it with the precise reason
         if not matches:

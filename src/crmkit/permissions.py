@@ -806,6 +806,10 @@ class UserView:
 
         #: CSV and JSON Lines exports of what this user may read, hidden fields left out.
         self.exports = Exporter(self)
+        from crmkit.imports import Importer
+
+        #: CSV and JSON Lines imports that create and change only what this user may.
+        self.imports = Importer(self)
         from crmkit.email import EmailCapture
 
         #: Email capture within this user's permissions (the CRM's routing settings).

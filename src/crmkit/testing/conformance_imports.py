@@ -12,6 +12,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import tempfile
 
 import pytest
 
@@ -144,3 +146,52 @@ class ImportExportConformance:
                 view.exports.csv(io.StringIO(), "contacts", fields=fields)
         with pytest.raises(PermissionDenied):
             view.exports.jsonl(io.StringIO(), "contacts", fields=["phones"])
+
+    def test_import_through_a_user_view(self, crm: CRM) -> None:
+        """A view's import creates and changes only what its user may; every other row is
+        rejected with the reason, and the rest of the file is imported."""
+        role = crm.roles.add(
+            Role(
+                name="rep",
+                permissions={"contacts": {"read": "own", "create": "own", "update": "own"}},
+                hidden_fields={"contacts": ["phones"]},
+            )
+        )
+        rep = crm.users.add(User(name="Rep", role_ids=(role.id or "",), team_ids=()))
+        other = crm.users.add(User(name="Other"))
+        mine = crm.contacts.add(
+            Contact(first_name="Ada", owner_id=rep.id, external_ids={"shop": "C-1"})
+        )
+        crm.contacts.add(Contact(first_name="Bea", owner_id=other.id, external_ids={"shop": "C-2"}))
+        view = crm.as_user(rep.id or "")
+        lines = "\n".join(
+            [
+                "id,first,owner",
+                "C-1,Ada Lovelace,",  # the user's own record: updated
+                "C-2,Bea Changed,",  # someone else's record: refused, not duplicated
+                f"C-3,Cy,{other.id}",  # a record for someone else: refused
+                "C-4,Di,",  # a new record: created, owned by the user
+            ]
+        )
+        mapping = {"id": "external_ids.shop", "first": "first_name", "owner": "owner_id"}
+        with tempfile.TemporaryDirectory() as tmp, crm.acting(None, reason="spring import"):
+            path = os.path.join(tmp, "rejected.csv")
+            summary = view.imports.csv(io.StringIO(lines), mapping=mapping, rejected_path=path)
+            with open(path, encoding="utf-8", newline="") as file:
+                reasons = {row["id"]: row["reason"] for row in csv.DictReader(file)}
+        assert summary == ImportSummary(
+            rows=4, created=1, updated=1, rejected=2, rejected_path=path
+        )
+        assert "may not change" in reasons["C-2"]
+        assert "may not create" in reasons["C-3"]
+        assert crm.contacts.get(mine.id or "").first_name == "Ada Lovelace"
+        di = crm.contacts.first(F.external_ids.shop == "C-4")
+        assert di is not None
+        assert di.owner_id == rep.id
+        assert crm.contacts.count(F.external_ids.shop == "C-2") == 1
+        assert crm.contacts.count(F.external_ids.shop == "C-3") == 0
+        entry = crm.audit.history(di.id or "")[0]
+        assert (entry.actor_id, entry.reason) == (rep.id, "spring import")
+        with pytest.raises(PermissionDenied):  # a hidden field cannot be imported
+            view.imports.csv(io.StringIO("phone\n+14155550100\n"), mapping={"phone": "phones"})
+        assert crm.contacts.count() == 3

@@ -60,6 +60,8 @@ class _Shape:
     names: tuple[str, ...]
     defaults: tuple[Any, ...]
     values: Callable[[Any], tuple[Any, ...]]
+    #: the names of the fields a record sets (differing from their defaults)
+    set_names: Callable[[Any], tuple[str, ...]]
 
     @classmethod
     def of(cls, entity_type: type[Any]) -> _Shape:
@@ -79,8 +81,34 @@ class _Shape:
                 defaults.append(default)
             getter = operator.attrgetter(*names)
             values = getter if len(names) > 1 else lambda e: (getter(e),)
-            shape = _SHAPES[entity_type] = cls(tuple(names), tuple(defaults), values)
+            shape = _SHAPES[entity_type] = cls(
+                tuple(names), tuple(defaults), values, _set_names(names, defaults)
+            )
         return shape
+
+
+def _set_names(names: list[str], defaults: list[Any]) -> Callable[[Any], tuple[str, ...]]:
+    """A function of a record returning the names of its fields that differ from their
+    defaults. Generated, one test per field, because it runs for every record created:
+    ``None`` and empty-container defaults are tested by identity and truth, others by
+    equality."""
+    env: dict[str, Any] = {}
+    tests = []
+    for i, (name, default) in enumerate(zip(names, defaults, strict=True)):
+        if default is _UNSET:
+            tests.append("True")
+        elif default is None:
+            tests.append(f"e.{name} is not None")
+        elif isinstance(default, tuple | Mapping) and not default:
+            tests.append(f"bool(e.{name})")  # tuples and FrozenDicts: empty is the default
+        else:
+            env[f"d{i}"] = default
+            tests.append(f"(e.{name} is not d{i} and e.{name} != d{i})")
+    items = "".join(f"        {n!r} if {t} else None,\n" for n, t in zip(names, tests, strict=True))
+    source = f"def set_names(e):\n    return tuple(n for n in (\n{items}    ) if n)\n"
+    exec(compile(source, "<crmkit audit set_names>", "exec"), env)
+    function: Callable[[Any], tuple[str, ...]] = env["set_names"]
+    return function
 
 
 _SHAPES: dict[type[Any], _Shape] = {}
@@ -148,14 +176,7 @@ def diff(new: Any | None, old: Any | None) -> dict[str, FrozenDict]:
 def set_fields(record: Any) -> tuple[str, ...]:
     """The names of ``record``'s fields that differ from their defaults (storage fields
     excepted): what a create sets."""
-    shape = _Shape.of(type(record))
-    return tuple(
-        name
-        for name, value, default in zip(
-            shape.names, shape.values(record), shape.defaults, strict=True
-        )
-        if default is _UNSET or (value is not default and value != default)
-    )
+    return _Shape.of(type(record)).set_names(record)
 
 
 @attrs.frozen

@@ -155,14 +155,24 @@ def check_storable(value: str, where: str) -> None:
 def to_text_tuple(value: Any, where: str) -> tuple[str, ...]:
     if value is None:
         return ()
-    if isinstance(value, str | bytes) or not _iterable(value):
+    if type(value) not in (list, tuple) and (
+        isinstance(value, str | bytes) or not _iterable(value)
+    ):
         raise ValidationError(where, value, "must be a list of text values")
     out: list[str] = []
     for i, item in enumerate(value):
-        text = to_text(item, f"{where}[{i}]", required=True)
+        try:  # the item's location is spelled out only for an error (a hot path)
+            text = to_text(item, where, required=True)
+        except ValidationError as exc:
+            raise _at(exc, where, f"{where}[{i}]") from None
         if text not in out:  # lists of emails, phones, tags never hold duplicates
             out.append(text)
     return tuple(out)
+
+
+def _at(exc: ValidationError, where: str, place: str) -> ValidationError:
+    """``exc`` raised for ``where`` (or inside it), re-rooted at ``place``."""
+    return ValidationError(place + exc.field[len(where) :], exc.value, exc.reason)
 
 
 def to_id(value: Any, where: str, *, required: bool = False) -> Any:
@@ -332,11 +342,18 @@ _KEY_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123
 
 def check_key(key: Any, where: str) -> str:
     """Keys of free-form mappings become query paths and storage keys: keep them plain."""
+    if key in _GOOD_KEYS:  # records repeat the same few keys ("tier", "shop")
+        return key  # type: ignore[no-any-return]
     if not isinstance(key, str) or not key or not set(key) <= _KEY_CHARS or len(key) > 64:
         raise ValidationError(
             where, key, "is not a valid key (letters, digits, '_' and '-', at most 64)"
         )
+    if len(_GOOD_KEYS) < 4096:
+        _GOOD_KEYS.add(key)
     return key
+
+
+_GOOD_KEYS: set[str] = set()
 
 
 def to_mapping(value: Any, where: str) -> FrozenDict:
@@ -346,9 +363,14 @@ def to_mapping(value: Any, where: str) -> FrozenDict:
         return value
     if not isinstance(value, Mapping):
         raise ValidationError(where, value, "must be a mapping of names to values")
-    return FrozenDict(
-        {check_key(k, f"{where} key"): to_plain(v, f"{where}.{k}") for k, v in value.items()}
-    )
+    out: dict[str, Any] = {}
+    for k, v in value.items():
+        key = check_key(k, f"{where} key") if k not in _GOOD_KEYS else k
+        try:  # the value's location is spelled out only for an error (a hot path)
+            out[key] = to_plain(v, where)
+        except ValidationError as exc:
+            raise _at(exc, where, f"{where}.{k}") from None
+    return FrozenDict(out)
 
 
 def to_text_mapping(value: Any, where: str) -> FrozenDict:

@@ -385,7 +385,7 @@ class ScopedRepository(Generic[E]):
         base = self._base
         scope = self._bound_scope(Action.READ)
         return base._store.find(
-            base._query(self._checked(where), order_by, limit, offset, bound=scope)
+            base._query(self._checked(where), order_by, limit, offset, scope=scope)
         )
 
     def _restrict_related(self, where: Expr | None, hidden: frozenset[str]) -> Expr | None:
@@ -429,7 +429,7 @@ class ScopedRepository(Generic[E]):
 
     def get(self, id: str) -> E:
         """The record, if the user may read it; otherwise ``NotFound``."""
-        found = self._base.find(self._restrict(F.id == id), limit=1)
+        found = self._find(F.id == id, None, 1, 0)
         if not found:
             raise NotFound(self._collection, id)
         return self._mask(found[0])
@@ -439,7 +439,7 @@ class ScopedRepository(Generic[E]):
         wanted = list(dict.fromkeys(ids))
         if not wanted:
             return []
-        found = {e.id: e for e in self._base.find(self._restrict(F.id.in_(wanted)))}
+        found = {e.id: e for e in self._find(F.id.in_(wanted), None, None, 0)}
         return [self._mask(found[i]) for i in wanted if i in found]
 
     def find(
@@ -471,7 +471,8 @@ class ScopedRepository(Generic[E]):
     ) -> Page:
         """One page of readable records (see :meth:`Repository.page`)."""
         self._check_order(order_by)
-        page = self._base.page(self._restrict(where), order_by=order_by, limit=limit, after=after)
+        scope = self._bound_scope(Action.READ)
+        page = self._base._page(self._checked(where), order_by, limit, after, scope=scope)
         return Page(tuple(self._mask(e) for e in page.items), page.next_cursor)
 
     def iterate(
@@ -479,14 +480,15 @@ class ScopedRepository(Generic[E]):
     ) -> Iterator[E]:
         """Stream readable records in bounded memory."""
         self._check_order(order_by)
-        rows = self._base.iterate(self._restrict(where), order_by=order_by, batch_size=batch_size)
+        scope = self._bound_scope(Action.READ)
+        rows = self._base._iterate(self._checked(where), order_by, batch_size, scope=scope)
         return (self._mask(e) for e in rows)
 
     def count(self, where: Expr | None = None) -> int:
         """How many readable records match ``where``."""
         base = self._base
         scope = self._bound_scope(Action.READ)
-        return base._store.count(base._where(self._checked(where), bound=scope))
+        return base._store.count(base._where(self._checked(where), scope=scope))
 
     def exists(self, where: Expr | None = None) -> bool:
         """True when a readable record matches ``where``."""

@@ -383,16 +383,16 @@ class Repository(Generic[E]):
         found = {e.id: e for e in self._store.get_many(wanted)}
         return [found[i] for i in wanted if i in found]
 
-    def _where(self, where: Expr | None, *, bound: Expr | None = None) -> Expr | None:
-        """``where`` checked and bound, through the query hooks. ``bound`` is a filter made
+    def _where(self, where: Expr | None, *, scope: Expr | None = None) -> Expr | None:
+        """``where`` checked and bound, through the query hooks. ``scope`` is a filter made
         ready that way earlier and kept (a user view's scope): it is ANDed as it is."""
         ready = bind(where, self.entity, now=self._ctx.now())
         if ready is not None:
             for hook in self._ctx.query_hooks:
                 ready = hook(self.entity, ready)
-        if bound is None:
+        if scope is None:
             return ready
-        return bound if ready is None else ready & bound
+        return scope if ready is None else ready & scope
 
     def _custom_types(self) -> dict[str, str]:
         """The defined custom fields of this collection: name -> type (``crm.schema``)."""
@@ -413,11 +413,11 @@ class Repository(Generic[E]):
         limit: int | None,
         offset: int,
         *,
-        bound: Expr | None = None,
+        scope: Expr | None = None,
     ) -> Query:
         check_window(limit, offset)
         return Query(
-            where=self._where(where, bound=bound),
+            where=self._where(where, scope=scope),
             order=parse_order(order_by, self.entity, sortable=self._sortable()),
             limit=limit,
             offset=offset,
@@ -456,10 +456,22 @@ class Repository(Generic[E]):
         Pass ``page.next_cursor`` as ``after`` to continue; it is ``None`` on the last page.
         Unlike offsets, cursors neither skip nor repeat records when others are added.
         """
+        return self._page(where, order_by, limit, after)
+
+    def _page(
+        self,
+        where: Expr | None,
+        order_by: OrderSpec,
+        limit: int,
+        after: str | None,
+        *,
+        scope: Expr | None = None,
+    ) -> Page:
+        """:meth:`page`, with ``scope`` (see :meth:`_where`) ANDed to ``where``."""
         order = parse_order(order_by, self.entity, sortable=self._sortable())
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise ValidationError("limit", limit, "must be a whole number >= 1")
-        bound = self._where(where)
+        bound = self._where(where, scope=scope)
         if after is not None:
             keyset = bind(Cursor.after(after, order), self.entity)
             assert keyset is not None
@@ -477,9 +489,21 @@ class Repository(Generic[E]):
         self, where: Expr | None = None, *, order_by: OrderSpec = None, batch_size: int = 1000
     ) -> Iterator[E]:
         """Stream every matching record in bounded memory (batches of ``batch_size``)."""
+        return self._iterate(where, order_by, batch_size)
+
+    def _iterate(
+        self,
+        where: Expr | None,
+        order_by: OrderSpec,
+        batch_size: int,
+        *,
+        scope: Expr | None = None,
+    ) -> Iterator[E]:
+        """:meth:`iterate`, with ``scope`` (see :meth:`_where`) ANDed to ``where``."""
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValidationError("batch_size", batch_size, "must be a whole number >= 1")
-        return self._store.iterate(self._query(where, order_by, None, 0), batch_size)
+        query = self._query(where, order_by, None, 0, scope=scope)
+        return self._store.iterate(query, batch_size)
 
     def count(self, where: Expr | None = None) -> int:
         """How many records match ``where`` (all records when ``None``)."""

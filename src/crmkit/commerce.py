@@ -156,8 +156,9 @@ def spent_more_than(
     Through a user's view the rule sums only the orders the user may read.
     Raises ``ValidationError`` for a bad amount, currency or period.
 
-    >>> spent_more_than(1000, "EUR").to_dict()["aggregate"]["op"]
-    'sum'
+    >>> rule = spent_more_than(1000, "EUR")
+    >>> rule.aggregate.op, rule.aggregate.value
+    ('sum', Decimal('1000'))
     """
     limit = Money(amount=cast(Any, amount), currency=currency)
     if not isinstance(within, dt.timedelta) or within < dt.timedelta(0):

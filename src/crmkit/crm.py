@@ -121,14 +121,15 @@ class CRM:
         self.pipeline_rules = PipelineRules(self)
         #: The ticket status and SLA rules (see :mod:`crmkit.tickets`).
         self.ticket_rules = TicketRules(self)
+        members = CampaignRules(self)
         self._write_hooks: list[WriteHook] = [
             entities,
             self.pipeline_rules,
             self.ticket_rules,
             TaskRules(self),
-            CampaignRules(self),
+            members,
         ]
-        rules, tickets, members = self.pipeline_rules, self.ticket_rules, CampaignRules(self)
+        rules, tickets = self.pipeline_rules, self.ticket_rules
         self._after_write_hooks: dict[str, list[AfterWriteHook]] = {
             "deals": [AfterWriteHook(rules.moved, rules.after_write)],
             "tickets": [AfterWriteHook(tickets.applies, tickets.after_write)],

@@ -10,6 +10,7 @@ errors come out as crmkit errors.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import re
@@ -66,6 +67,18 @@ class TestMongomock(ConformanceSuite):
         crm.close()
 
 
+@contextlib.contextmanager
+def _fresh_database(client: pymongo.MongoClient[dict[str, Any]]) -> Iterator[crmkit.CRM]:
+    """A CRM on a new database of ``client``'s server, dropped when the block ends."""
+    name = f"crmkit_test_{uuid.uuid4().hex[:16]}"
+    crm = crmkit.connect(client.get_database(name))
+    try:
+        yield crm
+    finally:
+        crm.close()
+        client.drop_database(name)
+
+
 if MONGODB_URL:
     # Defined only when a server is given: without one there is nothing to run, and a
     # suite of skipped tests would only hide that.
@@ -85,13 +98,8 @@ if MONGODB_URL:
         @pytest.fixture
         def crm(self, client: pymongo.MongoClient[dict[str, Any]]) -> Iterator[crmkit.CRM]:
             """A CRM on a fresh database, dropped after the test."""
-            name = f"crmkit_test_{uuid.uuid4().hex[:16]}"
-            crm = crmkit.connect(client.get_database(name))
-            try:
+            with _fresh_database(client) as crm:
                 yield crm
-            finally:
-                crm.close()
-                client.drop_database(name)
 
 
 # --- fixtures -----------------------------------------------------------------------------
@@ -738,13 +746,10 @@ def any_mongo(request: pytest.FixtureRequest) -> Iterator[crmkit.CRM]:
     client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(
         MONGODB_URL, tz_aware=True, serverSelectionTimeoutMS=10_000
     )
-    name = f"crmkit_test_{uuid.uuid4().hex[:16]}"
-    crm = crmkit.connect(client.get_database(name))
     try:
-        yield crm
+        with _fresh_database(client) as crm:
+            yield crm
     finally:
-        crm.close()
-        client.drop_database(name)
         client.close()
 
 

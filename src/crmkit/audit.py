@@ -341,11 +341,11 @@ class AuditTrail:
                 later.setdefault((entry.record_collection or "", entry.record_id or ""), []).append(
                     entry
                 )
-        values: dict[str, FrozenDict] = {}
-        missing: dict[tuple[str, str], list[tuple[AuditEntry, str]]] = {}
+        values: dict[str, dict[str, Any]] = {}  # by create entry id: the values found
+        unresolved: set[tuple[str, str]] = set()  # records whose current values are needed
         for create in todo:
             key = (create.record_collection or "", create.record_id or "")
-            found: dict[str, Any] = {}
+            found = values[create.id or ""] = {}
             position = (create.at, create.id or "")
             for entry in later.get(key, ()):
                 if (entry.at, entry.id or "") <= position:
@@ -355,29 +355,29 @@ class AuditTrail:
                         found[name] = entry.changes[name].get("old")
                 if len(found) == len(create.changed):
                     break
-            for name in create.changed:
-                if name not in found:
-                    missing.setdefault(key, []).append((create, name))
-            values[create.id or ""] = FrozenDict(found)
-        current = self._current(missing)
+            if len(found) < len(create.changed):
+                unresolved.add(key)
+        current = self._current(unresolved)
         out = []
         for entry in entries:
-            if not _bare_create(entry):
+            filled = values.get(entry.id or "") if _bare_create(entry) else None
+            if filled is None:
                 out.append(entry)
                 continue
-            found = dict(values[entry.id or ""])
             record = current.get((entry.record_collection or "", entry.record_id or ""))
             changes = {
                 name: {
                     "old": None,
-                    "new": found[name] if name in found else json_safe(getattr(record, name, None)),
+                    "new": filled[name]
+                    if name in filled
+                    else json_safe(getattr(record, name, None)),
                 }
                 for name in entry.changed
             }
             out.append(attrs.evolve(entry, changes=changes))
         return out
 
-    def _current(self, wanted: Mapping[tuple[str, str], Any]) -> dict[tuple[str, str], Any]:
+    def _current(self, wanted: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Any]:
         """The stored records named by ``(collection, id)`` keys, where they still exist."""
         by_collection: dict[str, list[str]] = {}
         for collection, record_id in wanted:

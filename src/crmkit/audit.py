@@ -193,7 +193,7 @@ class FieldChange:
 
 
 _ENTRY_FIELDS = frozenset(a.name for a in attrs.fields(AuditEntry))
-_NO_CHANGES = FrozenDict()
+_NO_CHANGES = f.EMPTY
 
 
 def _entry(**values: Any) -> AuditEntry:

@@ -187,8 +187,8 @@ def _cell(info: FieldInfo, value: Any) -> Any:
     kind = info.kind
     if info.column == "external_ids":
         return value.strip()  # ids never carry surrounding blanks (a padded cell does)
-    if kind == "text_list":
-        return [v.strip() for v in value.split(LIST_SEPARATOR) if v.strip()]
+    if kind == "text_list":  # a tuple: once checked, the garbage collector stops tracking it
+        return tuple([v for v in map(str.strip, value.split(LIST_SEPARATOR)) if v])
     if kind == "bool":
         folded = value.strip().lower()
         if folded in _TRUE:
@@ -332,10 +332,13 @@ class Importer:
                     if len(cells) != width:
                         yield _Row(start, cells, None, f"has {len(cells)} cells, not {width}")
                         continue
+                    # kept as a tuple (for the rejected file): the garbage collector stops
+                    # tracking a tuple of text, and a batch holds a thousand of them
+                    raw = tuple(cells)
                     try:
-                        yield _Row(start, cells, mapper.cells(cells, positions))
+                        yield _Row(start, raw, mapper.cells(raw, positions))
                     except ValidationError as exc:
-                        yield _Row(start, cells, None, str(exc))
+                        yield _Row(start, raw, None, str(exc))
 
             return self._run(
                 entity,

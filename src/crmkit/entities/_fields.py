@@ -72,6 +72,12 @@ class FrozenDict(Mapping[str, Any]):
         return {k: thaw(v) for k, v in self._data.items()}
 
 
+#: The one empty mapping every record's unset ``custom``/``external_ids`` shares: it is
+#: immutable, and one object per record would be one more for the garbage collector to
+#: track (a bulk write holds a batch of records at once).
+EMPTY: FrozenDict = FrozenDict()
+
+
 def thaw(value: Any) -> Any:
     """Turn frozen containers back into plain ``dict`` / ``list`` (for serialization)."""
     if isinstance(value, FrozenDict):
@@ -358,7 +364,7 @@ _GOOD_KEYS: set[str] = set()
 
 def to_mapping(value: Any, where: str) -> FrozenDict:
     if value is None:
-        return FrozenDict()
+        return EMPTY
     if isinstance(value, FrozenDict):
         return value
     if not isinstance(value, Mapping):
@@ -370,7 +376,7 @@ def to_mapping(value: Any, where: str) -> FrozenDict:
             out[key] = to_plain(v, where)
         except ValidationError as exc:
             raise _at(exc, where, f"{where}.{k}") from None
-    return FrozenDict(out)
+    return FrozenDict(out) if out else EMPTY
 
 
 def to_text_mapping(value: Any, where: str) -> FrozenDict:
@@ -550,7 +556,7 @@ def choice(enum_type: type[E], *, default: Any = None, required: bool = False) -
 def mapping(*, sensitivity: str | None = None) -> Any:
     """A free-form mapping of names to JSON-like values (``custom``)."""
     return attrs.field(
-        factory=FrozenDict,
+        default=EMPTY,
         converter=_converter(to_mapping, empty=FrozenDict),
         metadata=_tagged({"kind": "mapping"}, sensitivity),
     )
@@ -559,7 +565,7 @@ def mapping(*, sensitivity: str | None = None) -> Any:
 def json_document(*, sensitivity: str | None = None) -> Any:
     """A nested JSON document (a stored query rule); not queryable."""
     return attrs.field(
-        factory=FrozenDict,
+        default=EMPTY,
         converter=_converter(to_json, empty=FrozenDict),
         metadata=_tagged({"kind": "json"}, sensitivity),
     )
@@ -568,7 +574,7 @@ def json_document(*, sensitivity: str | None = None) -> Any:
 def text_mapping(*, sensitivity: str | None = None) -> Any:
     """A mapping of names to text values (``external_ids``: source -> id)."""
     return attrs.field(
-        factory=FrozenDict,
+        default=EMPTY,
         converter=_converter(to_text_mapping, empty=FrozenDict),
         metadata=_tagged({"kind": "text_mapping"}, sensitivity),
     )

@@ -43,7 +43,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.types import TypeDecorator
 
 from crmkit.entities import ENTITY_TYPES, Entity, FrozenDict
-from crmkit.entities._fields import thaw, to_json
+from crmkit.entities._fields import EMPTY, thaw, to_json
 from crmkit.entities.schema import indexed_fields
 
 __all__ = [
@@ -254,10 +254,10 @@ _EMPTY_OBJECT = "{}"
 def _load_mapping(value: Any) -> FrozenDict:
     if isinstance(value, str):
         if value == _EMPTY_OBJECT:
-            return FrozenDict()
+            return EMPTY
         value = json.loads(value)
     if not value:
-        return FrozenDict()
+        return EMPTY
     return FrozenDict({k: _freeze_plain(v) for k, v in value.items()})
 
 
@@ -399,7 +399,7 @@ _encode_string: Callable[[str], str] = json.encoder.encode_basestring
 
 def _load_json(value: Any, *, where: str) -> Any:
     if value == _EMPTY_OBJECT:
-        return FrozenDict()
+        return EMPTY
     return to_json(_loaded(value), where)
 
 

@@ -80,8 +80,14 @@ def test_scoped_lookups_keep_each_users_scope_and_see_new_shares() -> None:
             want = [c for c in contacts if c.last_name == "P1" and c.owner_id in mates]
             assert [c.id for c in got] == sorted(c.id for c in want)
             assert view.contacts.count(F.last_name == "P1") == len(want)
+            groups = view.contacts.aggregate(group_by=["last_name"])
+            assert {g["last_name"]: g["count"] for g in groups} == {
+                name: sum(1 for c in contacts if c.last_name == name and c.owner_id in mates)
+                for name in ("P0", "P1", "P2", "P3")
+            }
     outsider = next(c for c in contacts if c.owner_id not in views[0].team_members())
     assert views[0].contacts.find(F.id == outsider.id) == []
+    assert views[0].contacts.aggregate(F.id == outsider.id) == [{"count": 0}]
     crm.repository(Share).add(
         Share(
             record_collection="contacts",
@@ -91,6 +97,7 @@ def test_scoped_lookups_keep_each_users_scope_and_see_new_shares() -> None:
         )
     )
     assert [c.id for c in views[0].contacts.find(F.id == outsider.id)] == [outsider.id]
+    assert views[0].contacts.aggregate(F.id == outsider.id) == [{"count": 1}]
     # the share is not another user's: the others see the record only through their team
     for view in views[1:]:
         expected = [outsider.id] if outsider.owner_id in view.team_members() else []

@@ -509,7 +509,8 @@ class ScopedRepository(Generic[E]):
         for path in paths:
             if _covers(hidden, path):
                 raise PermissionDenied(f"{self._collection}.{path} is hidden from this user")
-        return self._base.aggregate(self._restrict(where), group_by=group_by, metrics=metrics)
+        scope = self._bound_scope(Action.READ)
+        return self._base._aggregate(self._checked(where), group_by, metrics, scope=scope)
 
     # --- writes --------------------------------------------------------------------------
 

@@ -532,11 +532,22 @@ class Repository(Generic[E]):
         >>> crmkit.connect("memory://").deals.aggregate(group_by=["owner_id"])
         []
         """
+        return self._aggregate(where, group_by, metrics)
+
+    def _aggregate(
+        self,
+        where: Expr | None,
+        group_by: Sequence[Group | str],
+        metrics: Sequence[Metric],
+        *,
+        scope: Expr | None = None,
+    ) -> list[dict[str, Any]]:
+        """:meth:`aggregate`, with a bound ``scope`` ANDed in (see :meth:`_where`)."""
         groups, wanted, infos = check_spec(self.entity, group_by, metrics, self._custom_types())
         aggregate = getattr(self._store, "aggregate", None)
         if aggregate is None:
             raise BackendError(f"the {self.entity.collection} store cannot aggregate")
-        rows = aggregate(self._where(where), groups, wanted)
+        rows = aggregate(self._where(where, scope=scope), groups, wanted)
         if not groups and not rows:
             rows = [{}]  # without groups there is always one row, the whole selection's
         return finish_rows(rows, groups, metrics, infos)

@@ -59,6 +59,7 @@ import attrs
 from crmkit.dedupe.snapshot import to_document
 from crmkit.entities import (
     AccountContact,
+    AuditAction,
     AuditEntry,
     CampaignMember,
     Contact,
@@ -409,8 +410,10 @@ class Privacy:
         if contact.account_id:
             account_ids.add(contact.account_id)
         records = [r for rows in related.values() for r in rows]
-        merged = [i for m in related["merges"] for i in m.merged_ids]
-        audit = self._audit([contact_id, *merged, *(r.id or "" for r in records)])
+        merged = _same_person(related["merges"]) - {contact_id}
+        deleted = [i for ids in self._deleted_links(contact_id).values() for i in sorted(ids)]
+        ids = [contact_id, *sorted(merged), *(r.id or "" for r in records), *deleted]
+        audit = self._audit(dict.fromkeys(ids))
         segments = crm.segments.find(
             (F.kind == SegmentKind.STATIC) & F.member_ids.contains(contact_id)
         )
@@ -418,7 +421,20 @@ class Privacy:
         doc["accounts"] = [to_document(a) for a in crm.accounts.get_many(sorted(account_ids))]
         for name, rows in related.items():
             doc[name] = [to_document(r) for r in rows]
-        doc["audit_entries"] = [to_document(a) for a in audit]
+        # an undone merge's snapshots hold other people: only the contact's own document
+        doc["merges"] = [
+            {**d, "snapshot": _others_left_out(d["snapshot"], contact_id)}
+            if m.unmerged_at is not None
+            else d
+            for m, d in zip(related["merges"], doc["merges"], strict=True)
+        ]
+        undone = {m.id for m in related["merges"] if m.unmerged_at is not None}
+        doc["audit_entries"] = [
+            _others_left_out(to_document(a), contact_id)
+            if a.record_collection == MergeRecord.collection and a.record_id in undone
+            else to_document(a)
+            for a in audit
+        ]
         doc["segments"] = [
             {"id": s.id, "name": s.name, "snapshot_at": to_document(s).get("snapshot_at")}
             for s in segments
@@ -441,7 +457,8 @@ class Privacy:
             emails, phones = set(contact.emails), set(contact.phones)
             names = {contact.first_name or "", contact.last_name or "", contact.name}
             for merge in related["merges"]:
-                self._identifiers(merge.snapshot, emails, phones, names)
+                only = _only(merge, contact_id)
+                self._identifiers(merge.snapshot, emails, phones, names, only=only)
             for item in related["interactions"]:
                 for who in getattr(item, "participants", ()):
                     if getattr(who, "contact_id", None) == contact_id:
@@ -450,8 +467,9 @@ class Privacy:
             emails.discard("")
             redactor = _Redactor(emails, phones, names, contact_id)
             # the duplicates merged into the contact were the same person (their records
-            # are gone; their audit entries are not)
-            merged = {i for m in related["merges"] for i in (m.survivor_id, *m.merged_ids)}
+            # are gone; their audit entries are not); a merge that was undone said they
+            # were not
+            merged = _same_person(related["merges"])
             touched: dict[str, set[str]] = {"contacts": {contact_id} | merged}
 
             def touch(collection: str, entity: Entity) -> None:
@@ -482,9 +500,13 @@ class Privacy:
                     touch(repo.entity.collection, record)
             for change in self._stage_changes(touched):
                 self._rewrite(crm.stage_changes, change, redactor, wipe=False)
+                touch("stage_changes", change)
+            snapshots: dict[str, str | None] = {}  # merge id -> whose documents to erase
             for merge in related["merges"]:
-                snapshot = self._erase_document(merge.snapshot, redactor)
-                crm.repository(MergeRecord).update(attrs.evolve(merge, snapshot=snapshot))
+                only = snapshots[merge.id or ""] = _only(merge, contact_id)
+                snapshot = self._erase_document(merge.snapshot, redactor, only=only)
+                if snapshot != merge.snapshot:
+                    crm.repository(MergeRecord).update(attrs.evolve(merge, snapshot=snapshot))
                 touch("merges", merge)
             for segment in crm.segments.iterate():
                 members = tuple(m for m in segment.member_ids if m != contact_id)
@@ -495,47 +517,66 @@ class Privacy:
             tombstone = self._tombstone(crm.contacts.get(contact_id), redactor)
             tombstone = crm.contacts.update(tombstone)
             self.suppress(emails=emails, phones=phones)
+            # records linked to the person and deleted before: their audit entries remain
+            for collection, ids in self._deleted_links(contact_id).items():
+                touched.setdefault(collection, set()).update(ids)
             # last: the audit entries of every write above included
             for collection, ids in touched.items():
-                self._scrub_audit(collection, ids, redactor)
+                self._scrub_audit(collection, ids, redactor, snapshots=snapshots)
         self._purge_storage()
         return tombstone
 
     @staticmethod
-    def _identifiers(doc: Any, emails: set[str], phones: set[str], names: set[str]) -> None:
-        """Collect the identifiers of the contact documents in a merge snapshot."""
+    def _identifiers(
+        doc: Any, emails: set[str], phones: set[str], names: set[str], *, only: str | None
+    ) -> None:
+        """Collect the identifiers of the contact documents in a merge snapshot (only the
+        document of contact ``only``, when given)."""
         if isinstance(doc, Mapping):
-            if "emails" in doc or "phones" in doc:
+            if _is_person(doc, only):
                 emails.update(e for e in doc.get("emails") or () if isinstance(e, str))
                 phones.update(p for p in doc.get("phones") or () if isinstance(p, str))
                 for key in ("first_name", "last_name"):
                     if isinstance(doc.get(key), str):
                         names.add(doc[key])
             for value in doc.values():
-                Privacy._identifiers(value, emails, phones, names)
+                Privacy._identifiers(value, emails, phones, names, only=only)
         elif isinstance(doc, list | tuple):
             for value in doc:
-                Privacy._identifiers(value, emails, phones, names)
+                Privacy._identifiers(value, emails, phones, names, only=only)
 
-    def _erase_document(self, doc: Any, redactor: _Redactor) -> Any:
-        """A merge snapshot with contact documents' personal fields emptied and redacted."""
+    def _erase_document(self, doc: Any, redactor: _Redactor, *, only: str | None) -> Any:
+        """A merge snapshot with contact documents' personal fields emptied (only the
+        document of contact ``only``, when given) and the person's identifiers redacted."""
         personal = personal_fields(Contact)
         if isinstance(doc, Mapping):
-            is_contact = "emails" in doc or "phones" in doc
+            is_person = _is_person(doc, only)
             out: dict[str, Any] = {}
             for key, value in doc.items():
-                if is_contact and key in personal:
+                if is_person and key in personal:
                     out[key] = (
                         []
                         if isinstance(value, list | tuple)
                         else ({} if isinstance(value, Mapping) else None)
                     )
                 else:
-                    out[key] = self._erase_document(value, redactor)
+                    out[key] = self._erase_document(value, redactor, only=only)
             return out
         if isinstance(doc, list | tuple):
-            return [self._erase_document(v, redactor) for v in doc]
+            return [self._erase_document(v, redactor, only=only) for v in doc]
         return redactor.deep(doc)
+
+    def _deleted_links(self, contact_id: str) -> dict[str, set[str]]:
+        """The ids of records that were linked to the contact when they were deleted, by
+        collection: their audit entries still hold what they said about the person."""
+        found: dict[str, set[str]] = {}
+        deletes = (F.action == AuditAction.DELETE) & F.record_collection.in_(sorted(_LINKS))
+        for entry in self._crm.audit_log.iterate(deletes):
+            link = (entry.changes or {}).get(_LINKS[entry.record_collection or ""])
+            old = link.get("old") if isinstance(link, Mapping) else None
+            if old == contact_id or (isinstance(old, list | tuple) and contact_id in old):
+                found.setdefault(entry.record_collection or "", set()).add(entry.record_id or "")
+        return found
 
     def _stage_changes(self, touched: Mapping[str, set[str]]) -> list[StageChange]:
         out: list[StageChange] = []
@@ -626,7 +667,17 @@ class Privacy:
         changes["erased_at"] = contact.erased_at or self._crm.now()
         return attrs.evolve(contact, **changes)
 
-    def _scrub_audit(self, collection: str, ids: Iterable[str], redactor: _Redactor) -> None:
+    def _scrub_audit(
+        self,
+        collection: str,
+        ids: Iterable[str],
+        redactor: _Redactor,
+        *,
+        snapshots: Mapping[str, str | None],
+    ) -> None:
+        """Empty the personal values of the audit entries of these records and redact the
+        person's identifiers in the rest; a merge's snapshots are erased as the merge
+        record's own (``snapshots``: merge id -> whose documents)."""
         entity = _COLLECTIONS.get(collection)
         personal = set(personal_fields(entity)) if entity is not None else set()
         tags = self._custom_tags(collection)
@@ -645,6 +696,9 @@ class Privacy:
                     )
                     if is_personal and isinstance(change, Mapping):
                         changes[field] = dict.fromkeys(change)
+                    elif collection == "merges" and root == "snapshot":
+                        only = snapshots.get(entry.record_id or "")
+                        changes[field] = self._erase_document(change, redactor, only=only)
                     else:
                         changes[field] = redactor.deep(change)
                 reason = redactor.text(entry.reason) if entry.reason else entry.reason
@@ -661,6 +715,45 @@ class Privacy:
         with backend.reading() as conn:  # type: ignore[attr-defined]
             conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
 
+
+def _only(merge: MergeRecord, contact_id: str) -> str | None:
+    """Whose documents of ``merge``'s snapshot are the person's: all of them (``None``)
+    while the merge stands, only the contact's own once it was undone."""
+    return None if merge.unmerged_at is None else contact_id
+
+
+def _same_person(merges: Iterable[MergeRecord]) -> set[str]:
+    """The contacts that merges still standing made one person."""
+    return {i for m in merges if m.unmerged_at is None for i in (m.survivor_id, *m.merged_ids)}
+
+
+def _others_left_out(doc: Any, contact_id: str) -> Any:
+    """A snapshot with the documents of contacts other than ``contact_id`` cut to their id."""
+    if isinstance(doc, Mapping):
+        if _is_person(doc, None) and doc.get("id") != contact_id:
+            return {"id": doc.get("id")}
+        return {k: _others_left_out(v, contact_id) for k, v in doc.items()}
+    if isinstance(doc, list | tuple):
+        return [_others_left_out(v, contact_id) for v in doc]
+    return doc
+
+
+def _is_person(doc: Mapping[str, Any], only: str | None) -> bool:
+    """Whether a snapshot document is a contact's (and contact ``only``'s, when given)."""
+    return ("emails" in doc or "phones" in doc) and (only is None or doc.get("id") == only)
+
+
+#: The field linking a record of each collection to contacts (deleted records included).
+_LINKS: dict[str, str] = {
+    "interactions": "contact_ids",
+    "deals": "contact_ids",
+    "tasks": "contact_id",
+    "tickets": "contact_id",
+    "account_contacts": "contact_id",
+    "campaign_members": "contact_id",
+    "orders": "contact_id",
+    "survey_responses": "contact_id",
+}
 
 _TYPES: dict[str, type[Entity]] = {
     "tasks": Task,

@@ -225,14 +225,25 @@ class PrivacyConformance:
         mention = crm.interactions.add(
             Interaction(kind=InteractionKind.NOTE, occurred_at=AT, body=f"Forwarded by {EMAIL}")
         )
-        deal = crm.deals.add(
-            Deal(
-                name=f"Renewal for {FIRST} {LAST}",
-                amount=Money(amount=Decimal("1200.00"), currency="EUR"),
-                account_id=acme.id,
+        with crm.acting(None, reason=f"{LAST} asked for a renewal"):  # in its stage history
+            deal = crm.deals.add(
+                Deal(
+                    name=f"Renewal for {FIRST} {LAST}",
+                    amount=Money(amount=Decimal("1200.00"), currency="EUR"),
+                    account_id=acme.id,
+                    contact_ids=(ada.id or "",),
+                )
+            )
+        # deleted before the erasure: only its audit entries remain
+        gone = crm.interactions.add(
+            Interaction(
+                kind=InteractionKind.CALL,
+                occurred_at=AT,
+                body=f"Left a message on {PHONE}",
                 contact_ids=(ada.id or "",),
             )
         )
+        crm.interactions.delete(gone.id or "")
         task = crm.tasks.add(
             Task(title="Call back", description=f"ring {PHONE}", contact_id=ada.id)
         )
@@ -338,7 +349,9 @@ class PrivacyConformance:
         assert tombstone.emails == ()
         assert tombstone.first_name is None
         after = raw_dump(crm)
-        for term in (EMAIL, OLD_EMAIL, PHONE, FIRST, LAST, "zq.alias@alias.example"):
+        # identifiers, and personal values (title, street) wherever they were copied: merge
+        # snapshots and the audit entries of every record written
+        for term in (EMAIL, OLD_EMAIL, PHONE, FIRST, LAST, "zq.alias@alias.example", "Qorvath"):
             assert term.encode() not in after, term
         assert crm.accounts.get(p["acme"].id).name == "Acme Corp"
         deal = crm.deals.get(p["deal"].id)
@@ -382,6 +395,29 @@ class PrivacyConformance:
             )
         )
         assert crm.privacy.erase(ada.id or "").custom == {"segment_code": "B2B [erased]"}
+
+    def test_privacy_undone_merge_keeps_the_other_person(self, crm: CRM) -> None:
+        """A merge that was undone does not make two contacts one person: erasing one leaves
+        the other's record, audit trail and email alone, and an export holds only its own."""
+        ada = crm.contacts.add(Contact(first_name=FIRST, last_name=LAST, emails=(EMAIL,)))
+        bob = crm.contacts.add(
+            Contact(first_name="Bob", last_name="Olmstead", emails=("bob@olmstead.example",))
+        )
+        merge = crm.dedupe.merge(ada.id or "", [bob.id or ""])
+        crm.dedupe.unmerge(merge.id or "")
+        doc = crm.privacy.export(ada.id or "")
+        assert [m["id"] for m in doc["merges"]] == [merge.id]
+        assert bob.id not in {e["record_id"] for e in doc["audit_entries"]}
+        assert "Olmstead" not in json.dumps(doc)  # nor in the merge's snapshots
+        crm.privacy.erase(ada.id or "")
+        assert crm.contacts.get(bob.id or "").emails == ("bob@olmstead.example",)
+        assert not crm.privacy.is_suppressed("bob@olmstead.example")
+        created = crm.audit.history(bob.id or "", collection="contacts")[-1]
+        assert created.action is AuditAction.CREATE
+        assert created.changes["last_name"]["new"] == "Olmstead"
+        after = raw_dump(crm)
+        assert LAST.encode() not in after
+        assert b"Olmstead" in after
 
     def test_privacy_erase_is_all_or_nothing(self, crm: CRM) -> None:
         """A failing erasure changes nothing; an unknown contact raises ``NotFound``."""

@@ -155,8 +155,8 @@ class _Mapper:
     def _fields(values: Iterable[tuple[Any, str, FieldInfo | None]]) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for value, path, info in values:
-            if value is None or value == "":
-                continue
+            if value is None or value == "" or (isinstance(value, str) and value.isspace()):
+                continue  # an empty or blank cell sets nothing
             if info is None:
                 out[path] = _json_cell(path, value)
                 continue
@@ -246,7 +246,11 @@ def _merged(stored: Entity, fields: Mapping[str, Any]) -> Entity:
         if isinstance(value, dict) and isinstance(current, Mapping):
             changes[name] = {**current, **value}
         elif isinstance(value, dict) and attrs.has(type(current)):
-            changes[name] = attrs.evolve(current, **value)
+            try:
+                changes[name] = attrs.evolve(current, **value)
+            except TypeError:
+                known = ", ".join(a.name for a in attrs.fields(type(current)))
+                raise ValidationError(name, value, f"has unknown parts (it has {known})") from None
         else:
             changes[name] = value
     return attrs.evolve(stored, **changes)
@@ -308,6 +312,7 @@ class Importer:
         before it stay written.
         """
         _check_batch(batch_size)
+        _allow_long_cells()
         with _opened(source) as file:
             reader = csv.reader(file, delimiter=delimiter)
             try:
@@ -556,7 +561,10 @@ class _Batch:
                     )
                 elif len(matches) > 1:
                     ids = ", ".join(str(m.id) for m in matches if m is not None)
-                    self.reject(row, f"external_ids.{self.key}={value!r} matches records {ids}")
+                    hidden = " and records this user may not read" if None in matches else ""
+                    self.reject(
+                        row, f"external_ids.{self.key}={value!r} matches records {ids}{hidden}"
+                    )
                 elif matches and matches[0] is not None:
                     self._upsert(row, matches[0])
                 else:
@@ -578,10 +586,15 @@ class _Batch:
         for record in self.repo.find(where):
             found.setdefault(record.external_ids[self.key], []).append(record)
         if self.every is not self.repo:  # a user's view: keys of records it cannot read
+            held: dict[str, int] = {}
             for record in self.every.find(where):
                 value = record.external_ids[self.key]
+                held[value] = held.get(value, 0) + 1
+            for value, count in held.items():
                 if value not in found:
                     found[value] = [None]
+                elif count > len(found[value]):  # ambiguous, as for the CRM: never guessed
+                    found[value] = [*found[value], None]
         return found
 
     def _upsert(self, row: _Row, stored: Entity) -> None:
@@ -614,13 +627,19 @@ class _Batch:
             return
         try:
             result = self.repo.add_many([r.fields or {} for r in rows], on_error="collect")
-        except PermissionDenied:
-            # a user's view refuses the whole call (checked before anything is written):
-            # add the rows one by one, so that only the refused ones are rejected
+        except BackendError:
+            raise
+        except CRMError:
+            # nothing of the call was written: a user's view refuses the whole call for one
+            # refused row, and a rule refusing a row (a deal's stage) is not collected. The
+            # rows are added one by one instead, so that only the refused ones are rejected
             for row in rows:
                 try:
-                    self.repo.add(row.fields or {})
-                except (ValidationError, PermissionDenied) as exc:
+                    with self.source.transaction():
+                        self.repo.add(row.fields or {})
+                except BackendError:
+                    raise
+                except CRMError as exc:
                     self.reject(row, str(exc))
                 else:
                     self.counts.created += 1
@@ -644,6 +663,19 @@ class _Batch:
         best = matches[0]
         self.reject(row, f"looks like a duplicate of {best.b} (probability {best.probability:.2f})")
         return True
+
+
+#: The longest cell a CSV file may hold: the longest text an entity field accepts
+#: (an interaction's body) with room for its quoting.
+_MAX_CELL = 2 * 10_000_000
+
+
+def _allow_long_cells() -> None:
+    """Raise the ``csv`` module's cell limit (131,072 characters by default) so that any
+    record crmkit exports can be read back. The limit is the module's, for the whole
+    process: it is only ever raised, never lowered."""
+    if csv.field_size_limit() < _MAX_CELL:
+        csv.field_size_limit(_MAX_CELL)
 
 
 def _check_batch(batch_size: int) -> None:

@@ -553,6 +553,7 @@ class ScopedRepository(Generic[E]):
         :meth:`Repository.add_many`.
         """
         ready: list[E] = []
+        items: list[tuple[int, Any]] = []  # the index and item each of ``ready`` came from
         rejected: list[Rejected] = []
         for index, item in enumerate(entities):
             try:
@@ -561,9 +562,16 @@ class ScopedRepository(Generic[E]):
                 if on_error == "raise":
                     raise
                 rejected.append(Rejected(index, item, tuple(exc.errors)))
+            else:
+                items.append((index, item))
         with self._view.transaction():
             result = self._base.add_many(ready, batch_size=batch_size, on_error=on_error)
-        return BulkResult([self._mask(e) for e in result.added], rejected + result.rejected)
+        # the base call's rejections name positions in ``ready``: turned back into the caller's
+        for r in result.rejected:
+            index, item = items[r.index]
+            rejected.append(Rejected(index, item, r.errors))
+        rejected.sort(key=lambda r: r.index)
+        return BulkResult([self._mask(e) for e in result.added], rejected)
 
     def update(self, entity: E) -> E:
         """Change a record the user may update, keeping it in their scope.

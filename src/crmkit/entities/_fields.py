@@ -286,7 +286,10 @@ def to_timedelta(value: Any, where: str) -> Any:
     if isinstance(value, int | float) and not isinstance(value, bool):
         if not math.isfinite(value):
             raise ValidationError(where, value, "must be a finite duration")
-        value = dt.timedelta(seconds=value)
+        try:
+            value = dt.timedelta(seconds=value)
+        except OverflowError:
+            raise ValidationError(where, value, "is too long a duration") from None
     if not isinstance(value, dt.timedelta):
         raise ValidationError(where, value, "must be a duration (timedelta or seconds)")
     if value < dt.timedelta(0):

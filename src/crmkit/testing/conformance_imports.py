@@ -17,7 +17,8 @@ import tempfile
 
 import pytest
 
-from crmkit import CRM, Account, Address, Contact, PermissionDenied, Role, User
+from crmkit import CRM, Account, Address, Contact, Deal, PermissionDenied, Pipeline, Role, User
+from crmkit.entities import Stage, StageKind
 from crmkit.imports import ImportSummary
 from crmkit.query import F
 
@@ -147,6 +148,60 @@ class ImportExportConformance:
         with pytest.raises(PermissionDenied):
             view.exports.jsonl(io.StringIO(), "contacts", fields=["phones"])
 
+    def test_import_rejects_each_bad_row_and_keeps_the_rest(self, crm: CRM) -> None:
+        """A row refused for any reason (a value, a rule, an unknown part) is rejected with
+        its line and reason; blank cells set nothing; the other rows are written."""
+        crm.contacts.add(
+            Contact(first_name="Old", address=Address(city="Paris"), external_ids={"shop": "C-0"})
+        )
+        long_body = "x" * 200_000  # beyond the csv module's default cell limit
+        contacts = (
+            "id,first,dnc,address\n"
+            'C-0,Old,,"{""town"": ""Paris""}"\n'  # an update with an unknown address part
+            "C-1,Ada, ,\n"  # a blank flag cell
+            "  ,Bea,,\n"  # a blank key cell
+        )
+        mapping = {"id": "external_ids.shop", "first": "first_name"}
+        mapping |= {"dnc": "do_not_contact", "address": "address"}
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "rejected.csv")
+            summary = crm.imports.csv(io.StringIO(contacts), mapping=mapping, rejected_path=path)
+            with open(path, encoding="utf-8", newline="") as file:
+                reasons = {row["line"]: row["reason"] for row in csv.DictReader(file)}
+        assert (summary.created, summary.rejected) == (2, 1)
+        assert list(reasons) == ["2"]
+        assert "unknown parts" in reasons["2"]
+        assert {c.first_name for c in crm.contacts.find()} == {"Old", "Ada", "Bea"}
+        at = "2024-05-01T09:30:00+00:00"
+        calls = (
+            f"kind,occurred_at,subject,duration,body\ncall,{at},Long,60,{long_body}\n"
+            f"call,{at},Typo,100000000000000,\n"
+        )
+        summary = crm.imports.csv(io.StringIO(calls), "interactions")
+        assert (summary.created, summary.rejected) == (1, 1)
+        stored = crm.interactions.first(F.subject == "Long")
+        assert stored is not None
+        assert stored.body == long_body
+        pipeline = crm.pipelines.add(
+            Pipeline(
+                name="Sales",
+                stages=[
+                    Stage(key="new", name="New"),
+                    Stage(key="lost", name="Lost", kind=StageKind.LOST),
+                ],
+            )
+        )
+        crm.deals.add(Deal(name="Kept", pipeline_id=pipeline.id, external_ids={"erp": "D-0"}))
+        deals = (
+            f"id,name,pipeline,stage\nD-0,Kept renamed,{pipeline.id},new\n"
+            f"D-1,Good,{pipeline.id},new\nD-2,Bogus,{pipeline.id},bogus\n"
+        )
+        mapping = {"id": "external_ids.erp", "name": "name"}
+        mapping |= {"pipeline": "pipeline_id", "stage": "stage"}
+        summary = crm.imports.csv(io.StringIO(deals), "deals", mapping=mapping)
+        assert (summary.created, summary.updated, summary.rejected) == (1, 1, 1)
+        assert sorted(d.name for d in crm.deals.find()) == ["Good", "Kept renamed"]
+
     def test_import_through_a_user_view(self, crm: CRM) -> None:
         """A view's import creates and changes only what its user may; every other row is
         rejected with the reason, and the rest of the file is imported."""
@@ -163,6 +218,10 @@ class ImportExportConformance:
             Contact(first_name="Ada", owner_id=rep.id, external_ids={"shop": "C-1"})
         )
         crm.contacts.add(Contact(first_name="Bea", owner_id=other.id, external_ids={"shop": "C-2"}))
+        for owner in (rep, other):  # one key, two records: the user sees only one of them
+            crm.contacts.add(
+                Contact(first_name="Eve", owner_id=owner.id, external_ids={"shop": "C-5"})
+            )
         view = crm.as_user(rep.id or "")
         lines = "\n".join(
             [
@@ -171,6 +230,8 @@ class ImportExportConformance:
                 "C-2,Bea Changed,",  # someone else's record: refused, not duplicated
                 f"C-3,Cy,{other.id}",  # a record for someone else: refused
                 "C-4,Di,",  # a new record: created, owned by the user
+                "C-5,Eve Changed,",  # ambiguous: rejected, never guessed
+                f"C-6,{'X' * 300},",  # an invalid value
             ]
         )
         mapping = {"id": "external_ids.shop", "first": "first_name", "owner": "owner_id"}
@@ -180,18 +241,21 @@ class ImportExportConformance:
             with open(path, encoding="utf-8", newline="") as file:
                 reasons = {row["id"]: row["reason"] for row in csv.DictReader(file)}
         assert summary == ImportSummary(
-            rows=4, created=1, updated=1, rejected=2, rejected_path=path
+            rows=6, created=1, updated=1, rejected=4, rejected_path=path
         )
         assert "may not change" in reasons["C-2"]
         assert "may not create" in reasons["C-3"]
+        assert "records this user may not read" in reasons["C-5"]
+        assert "first_name" in reasons["C-6"]
         assert crm.contacts.get(mine.id or "").first_name == "Ada Lovelace"
         di = crm.contacts.first(F.external_ids.shop == "C-4")
         assert di is not None
         assert di.owner_id == rep.id
         assert crm.contacts.count(F.external_ids.shop == "C-2") == 1
         assert crm.contacts.count(F.external_ids.shop == "C-3") == 0
+        assert {c.first_name for c in crm.contacts.find(F.external_ids.shop == "C-5")} == {"Eve"}
         entry = crm.audit.history(di.id or "")[0]
         assert (entry.actor_id, entry.reason) == (rep.id, "spring import")
         with pytest.raises(PermissionDenied):  # a hidden field cannot be imported
             view.imports.csv(io.StringIO("phone\n+14155550100\n"), mapping={"phone": "phones"})
-        assert crm.contacts.count() == 3
+        assert crm.contacts.count() == 5

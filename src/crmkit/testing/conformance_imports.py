@@ -185,10 +185,10 @@ class ImportExportConformance:
         pipeline = crm.pipelines.add(
             Pipeline(
                 name="Sales",
-                stages=[
+                stages=(
                     Stage(key="new", name="New"),
                     Stage(key="lost", name="Lost", kind=StageKind.LOST),
-                ],
+                ),
             )
         )
         crm.deals.add(Deal(name="Kept", pipeline_id=pipeline.id, external_ids={"erp": "D-0"}))

@@ -482,7 +482,8 @@ class ScopedAuditTrail:
         self, record_id: str, field: str, *, collection: str | None = None
     ) -> list[FieldChange]:
         """Like :meth:`AuditTrail.field_history`; a hidden field raises
-        ``PermissionDenied``."""
+        ``PermissionDenied``, and the hidden parts of a field (``custom.salary`` of
+        ``custom``) are left out of its values (a change of nothing else is left out)."""
         from crmkit.errors import PermissionDenied
 
         collection = self._check(record_id, collection)
@@ -490,7 +491,23 @@ class ScopedAuditTrail:
         top = field.partition(".")[0]
         if field in hidden or top in hidden:
             raise PermissionDenied(f"{collection}.{field} is hidden from this user")
-        return self._view.crm.audit.field_history(record_id, field, collection=collection)
+        changes = self._view.crm.audit.field_history(record_id, field, collection=collection)
+        parts = {p[len(field) + 1 :].partition(".")[0] for p in hidden if p.startswith(f"{field}.")}
+        if not parts:
+            return changes
+        out = []
+        for change in changes:
+            old, new = _without(change.old, parts), _without(change.new, parts)
+            if old != new:
+                out.append(attrs.evolve(change, old=old, new=new))
+        return out
+
+
+def _without(value: Any, parts: set[str]) -> Any:
+    """A field's value without its hidden parts (keys of a mapping or value object)."""
+    if isinstance(value, Mapping):
+        return {k: v for k, v in value.items() if k not in parts}
+    return value
 
 
 def _mask(entry: AuditEntry, hidden: Sequence[str] | frozenset[str]) -> AuditEntry:

@@ -518,16 +518,16 @@ class ScopedRepository(Generic[E]):
         return PermissionDenied(f"{self._view.user.name} ({self._view.user.id}): {message}")
 
     def _check_new(self, entity: E) -> E:
-        if self._has_owner and getattr(entity, "owner_id", None) is None:
-            entity = _replace(entity, {"owner_id": self._view.user.id})
         blocked = self._view.grants.hidden_fields(
             self._collection
         ) | self._view.grants.readonly_fields(self._collection)
-        if blocked:
+        if blocked:  # what the caller set; the owner filled in below is the view's own
             default = _defaults(self.entity)
             for path in blocked:
                 if _path_value(entity, path) != _path_value(default, path):
                     raise self._deny(f"may not set {self._collection}.{path}")
+        if self._has_owner and getattr(entity, "owner_id", None) is None:
+            entity = _replace(entity, {"owner_id": self._view.user.id})
         if not self._allows(entity, Action.CREATE):
             raise self._deny(f"may not create this record in {self._collection}")
         return entity

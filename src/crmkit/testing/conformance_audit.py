@@ -194,7 +194,7 @@ class AuditConformance:
             Role(
                 name="rep",
                 permissions={"contacts": {"read": "own", "create": "own", "update": "own"}},
-                hidden_fields={"contacts": ["phones"]},
+                hidden_fields={"contacts": ["phones", "custom.salary"]},
             )
         )
         alice = crm.users.add(User(name="Alice", role_ids=(role.id or "",)))
@@ -212,6 +212,15 @@ class AuditConformance:
             view.audit.history(other.id or "")
         with pytest.raises(crmkit.PermissionDenied):
             view.audit.field_history(mine.id or "", "phones")
+        # a field with a hidden part: its values without that part
+        for custom in ({"salary": 100, "tier": "gold"}, {"salary": 200, "tier": "gold"}):
+            current = crm.contacts.get(mine.id or "")
+            crm.contacts.update(attrs.evolve(current, custom=custom))
+        assert [(c.old, c.new) for c in view.audit.field_history(mine.id or "", "custom")] == [
+            ({}, {"tier": "gold"})
+        ]
+        with pytest.raises(crmkit.PermissionDenied):
+            view.audit.field_history(mine.id or "", "custom.salary")
 
     # --- custom fields --------------------------------------------------------------------
 

@@ -286,6 +286,23 @@ class PermissionsConformance:
             alice.contacts.update(attrs.evolve(ann, **change))
         assert crm.contacts.get(org["ann"].id) == before
 
+    def test_a_read_only_owner_is_still_filled_in(self, crm: CRM, org: dict[str, Any]) -> None:
+        """With ``owner_id`` read-only, a new record is the user's own; only setting
+        another owner is refused."""
+        role = crm.roles.add(
+            Role(
+                name="intern",
+                permissions={"contacts": {"read": "own", "create": "own"}},
+                readonly_fields={"contacts": ["owner_id"]},
+            )
+        )
+        intern = crm.users.add(User(name="Ivy", role_ids=(role.id or "",)))
+        view = crm.as_user(intern.id or "")
+        assert view.contacts.add(Contact(first_name="Ida")).owner_id == intern.id
+        with pytest.raises(crmkit.PermissionDenied):
+            view.contacts.add(Contact(first_name="Ody", owner_id=org["bob"].id))
+        assert crm.contacts.count(F.first_name == "Ody") == 0
+
     def test_writes_outside_scope_are_refused(self, crm: CRM, org: dict[str, Any]) -> None:
         alice = crm.as_user(org["alice"].id)
         ben = alice.contacts.get(org["ben"].id)  # readable (team), not alice's to change

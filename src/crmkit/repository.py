@@ -27,9 +27,14 @@ from crmkit.query import (
     OrderSpec,
     Page,
     Query,
+    Related,
     bind,
     check_window,
+    map_related,
     parse_order,
+    related_entity,
+    related_nodes,
+    relation,
 )
 
 if TYPE_CHECKING:
@@ -388,11 +393,30 @@ class Repository(Generic[E]):
         ready that way earlier and kept (a user view's scope): it is ANDed as it is."""
         ready = bind(where, self.entity, now=self._ctx.now())
         if ready is not None:
-            for hook in self._ctx.query_hooks:
-                ready = hook(self.entity, ready)
+            ready = self._hooked(self.entity, ready)
         if scope is None:
             return ready
         return scope if ready is None else ready & scope
+
+    def _hooked(self, entity: type[Entity], expr: Expr) -> Expr:
+        """``expr`` (bound) through the query hooks of ``entity``, and the filter of each
+        related-records condition through those of the related entity, at any depth."""
+        for hook in self._ctx.query_hooks:
+            expr = hook(entity, expr)
+        if next(related_nodes(expr), None) is None:
+            return expr
+
+        def inner(node: Related) -> Expr:
+            if node.where is None:
+                return node
+            target = related_entity(relation(entity.collection, node.relation))
+            where = self._hooked(target, node.where)
+            # an unchanged node is kept: compiled forms are found again by identity
+            return node if where == node.where else Related(node.relation, where, node.aggregate)
+
+        changed = map_related(expr, inner)
+        assert changed is not None
+        return changed
 
     def _custom_types(self) -> dict[str, str]:
         """The defined custom fields of this collection: name -> type (``crm.schema``)."""

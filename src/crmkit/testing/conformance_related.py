@@ -306,6 +306,30 @@ class RelatedConformance:
         with pytest.raises(ValidationError):
             crm.segments.count(bad.id or "")
 
+    def test_related_filters_go_through_the_query_hooks(self, crm: CRM) -> None:
+        """A related-records filter is normalized and checked like a top-level one: lookup
+        values (emails) in any spelling, typed custom fields, their choices."""
+        crm.schema.define_field("deals", "score", "decimal")
+        crm.schema.define_field("deals", "tier", "enum", choices=["gold", "silver"])
+        acme = crm.accounts.add(Account(name="Acme"))
+        ada = crm.contacts.add(
+            Contact(first_name="Ada", emails=("ada@example.com",), account_id=acme.id)
+        )
+        crm.contacts.add(Contact(first_name="Bob"))
+        crm.deals.add(
+            Deal(name="d", contact_ids=(ada.id or "",), custom={"score": 0.1, "tier": "gold"})
+        )
+        email = F.emails.contains("ADA@Example.COM")
+        assert [a.name for a in crm.accounts.find(F.related("contacts", email))] == ["Acme"]
+        assert [a.name for a in crm.accounts.find(F.related("contacts", email).count() == 1)] == [
+            "Acme"
+        ]
+        score = F.custom.score == Decimal("0.1")
+        for rule in (F.related("deals", score), F.related("deals", score).count() >= 1):
+            assert [c.first_name for c in crm.contacts.find(rule)] == ["Ada"]
+        with pytest.raises(ValidationError):
+            crm.contacts.find(F.related("deals", F.custom.tier == "bronze").count() == 0)
+
     def test_related_through_user_view(self, crm: CRM) -> None:
         """In a user's view the related records are scoped too, and hidden fields refused."""
         _world(crm)

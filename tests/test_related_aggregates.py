@@ -149,3 +149,23 @@ def test_decimal_compare() -> None:
     assert decimal_compare("-1", "1E+1") == -1
     assert decimal_compare(None, "1") is None
     assert decimal_compare("x", "1") is None
+
+
+def test_python_sums_are_exact_beyond_the_default_context() -> None:
+    """The sums computed in Python (the memory backend's, the reference evaluator's) keep
+    every digit, as SQL's do: Python's default decimal context keeps 28."""
+    from crmkit.aggregation import Metric, aggregate_records
+    from crmkit.entities import Deal, Money
+    from crmkit.testing import reference
+
+    deals = [
+        Deal(name=str(i), amount=Money(amount=Decimal(a), currency="EUR"), contact_ids=("c",))
+        for i, a in enumerate(["1E+25", "0.001"])
+    ]
+    exact = Decimal("10000000000000000000000000.001")
+    [row] = aggregate_records(Deal, deals, (), [Metric.sum("amount.amount")])
+    assert row["sum_amount.amount"] == exact
+    rule = F.related("deals").sum("amount.amount") == exact
+    assert isinstance(rule, Related)
+    assert rule.aggregate is not None
+    assert reference._aggregate_holds(rule.aggregate, deals)

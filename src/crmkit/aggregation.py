@@ -43,8 +43,8 @@ import datetime as dt
 import enum
 import itertools
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from decimal import Decimal
-from typing import Any, Literal
+from decimal import Context, Decimal
+from typing import Any, Final, Literal
 
 import attrs
 
@@ -53,6 +53,7 @@ from crmkit.errors import ValidationError
 
 __all__ = [
     "CUSTOM_KINDS",
+    "EXACT",
     "GROUPABLE",
     "SUMMABLE",
     "Group",
@@ -65,6 +66,10 @@ __all__ = [
     "finish_rows",
     "week_start",
 ]
+
+#: The decimal context sums are computed in: enough digits for any sum of stored decimals
+#: (Decimal128 holds 34), so that sums are exact on every backend, as PostgreSQL's numeric.
+EXACT: Final = Context(prec=1000)
 
 Trunc = Literal["day", "week", "month", "year"]
 MetricOp = Literal["count", "sum", "min", "max", "avg"]
@@ -370,7 +375,8 @@ def aggregate_records(
             elif row[m.name] is None:
                 row[m.name] = value
             elif m.op == "sum":
-                row[m.name] += value
+                total = row[m.name]
+                row[m.name] = EXACT.add(total, value) if type(total) is Decimal else total + value
             elif m.op == "min":
                 row[m.name] = min(row[m.name], value)
             else:

@@ -23,6 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from crmkit import CRM, Account, Contact, Deal, Interaction, Money, Role, Segment, Ticket, User
+from crmkit.aggregation import Metric
 from crmkit.entities import Direction, InteractionKind, Priority
 from crmkit.errors import PermissionDenied, ValidationError
 from crmkit.query import RELATIONS, Expr, F, from_dict
@@ -422,6 +423,21 @@ class RelatedConformance:
             "Globex",
             "Initech",
         ]
+
+    def test_related_aggregate_min_max_keep_every_digit(self, crm: CRM) -> None:
+        """min/max of amounts with more digits than Python's default decimal context (28)
+        are compared exactly."""
+        big = Decimal("1234567890123456789012345678.9")
+        ada = crm.contacts.add(Contact(first_name="Ada"))
+        crm.deals.add(
+            Deal(name="d", contact_ids=(ada.id or "",), amount=Money(amount=big, currency="EUR"))
+        )
+        deals = F.related("deals")
+        for rule in (deals.max("amount.amount") == big, deals.min("amount.amount") <= big):
+            assert _names(crm.contacts.find(rule)) == ["Ada"]
+        assert crm.contacts.find(deals.max("amount.amount") > big) == []
+        [row] = crm.deals.aggregate(metrics=[Metric.max("amount.amount")])
+        assert row["max_amount.amount"] == big
 
     def test_related_aggregate_segment_is_live(self, crm: CRM) -> None:
         """Stored in a segment (JSON round trip), evaluated each time: a related record

@@ -42,6 +42,7 @@ from typing import Any
 import attrs
 
 from crmkit import geo
+from crmkit.aggregation import EXACT
 from crmkit.query import (
     And,
     Cond,
@@ -212,7 +213,8 @@ def _aggregate_holds(aggregate: RelatedAggregate, records: Sequence[Any]) -> boo
             zero = dt.timedelta(0) if isinstance(aggregate.value, dt.timedelta) else Decimal(0)
             result = zero
             for v in values:
-                result = result + (Decimal(v) if isinstance(v, int) else v)
+                v = Decimal(v) if isinstance(v, int) else v
+                result = EXACT.add(result, v) if isinstance(v, Decimal) else result + v
         elif not values:
             return False
         else:

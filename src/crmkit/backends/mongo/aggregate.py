@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from bson.decimal128 import Decimal128
 
-from crmkit.aggregation import custom_value
+from crmkit.aggregation import EXACT, custom_value
 from crmkit.backends.mongo.convert import DECIMAL
 from crmkit.entities.schema import field_info
 from crmkit.errors import ValidationError
@@ -55,7 +55,7 @@ def decode_decimal_key(key: str) -> Decimal:
         adjusted = 999_999 - int(key[1:7]) - _EXP_OFFSET
         digits = key[7:-1].translate(_COMPLEMENT)
         sign = "-"
-    return Decimal(f"{sign}0.{digits}").scaleb(adjusted)
+    return Decimal(f"{sign}0.{digits}").scaleb(adjusted, context=EXACT)  # not rounded
 
 
 def _field(path: str) -> str:

@@ -15,7 +15,6 @@ the connection that add and compare ``Decimal`` values exactly.
 from __future__ import annotations
 
 import datetime as dt
-import decimal
 from collections.abc import Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -23,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from crmkit.aggregation import custom_value
+from crmkit.aggregation import EXACT, custom_value
 from crmkit.backends.sql.compile import _Custom
 from crmkit.entities.schema import field_info
 
@@ -34,8 +33,6 @@ if TYPE_CHECKING:
 
 __all__ = ["aggregate_statement", "install_decimal_aggregates", "read_rows"]
 
-# Enough digits for any sum of stored decimals (PostgreSQL numeric is exact too).
-_EXACT = decimal.Context(prec=1000)
 _SQLITE_TRUNC = {"day": (10, ""), "month": (7, "-01"), "year": (4, "-01-01")}
 
 
@@ -48,7 +45,7 @@ class _DecimalSum:
     def step(self, value: Any) -> None:
         if value is not None:
             number = Decimal(str(value))
-            self.total = number if self.total is None else _EXACT.add(self.total, number)
+            self.total = number if self.total is None else EXACT.add(self.total, number)
 
     def finalize(self) -> str | None:
         return None if self.total is None else str(self.total)

@@ -531,3 +531,22 @@ def test_equal_expressions_with_numbers_and_booleans_are_bound_apart() -> None:
     assert flag == one  # Python's equality, which a cache keyed on it would trust
     assert repr(bind(flag, Contact).to_dict()) != repr(bind(one, Contact).to_dict())
     assert bind(one, Contact).to_dict()["or"][0]["value"] is not True
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: bind(F.version < 2**63, Contact),
+        lambda: bind(F.custom.n == -(2**63) - 1, Contact),
+        lambda: F.related("deals").count() < 2**63,
+        lambda: F.related("deals").sum("version") > 2**64,
+        lambda: Contact(first_name="Ada", version=2**63),
+    ],
+    ids=["field", "custom", "count", "sum", "entity"],
+)
+def test_whole_numbers_beyond_64_bits_are_refused(build: Any) -> None:
+    """BSON and SQL integers are 64-bit: a larger number can neither be stored nor compared
+    with stored numbers on every backend, so it is refused before any backend sees it."""
+    with pytest.raises(ValidationError, match="64-bit"):
+        build()
+    assert bind(F.version < 2**63 - 1, Contact) is not None

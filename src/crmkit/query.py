@@ -370,10 +370,15 @@ class RelatedMetric:
 def _aggregate_value(where: str, op: str, value: Any) -> Any:
     """A comparison value of a related aggregate: a whole number for ``count``, a number or
     a duration otherwise (converted to the field's type by :func:`bind`)."""
+    from crmkit.entities._fields import check_int64
+
     if op == "count":
         if isinstance(value, bool) or not isinstance(value, int):
             raise ValidationError(where, value, "count() compares with a whole number")
+        check_int64(value, where)
         return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        check_int64(value, where)
     if isinstance(value, float):
         if not math.isfinite(value):
             raise ValidationError(where, value, f"{op}() compares with a finite number")
@@ -1037,6 +1042,8 @@ def _coerce(info: FieldInfo, value: Any) -> Any:
     if kind == "duration":
         return conv.to_timedelta(value, where)
     if kind == "any":
+        if isinstance(value, int) and not isinstance(value, bool):
+            conv.check_int64(value, where)
         if isinstance(value, str | bool | int | float) and not isinstance(value, Decimal):
             return value
         # dates and datetimes as the text custom fields store them (crmkit.customfields):

@@ -210,7 +210,15 @@ def to_int(value: Any, where: str, *, minimum: int | None = None, required: bool
         raise ValidationError(where, value, "must be a whole number")
     if minimum is not None and value < minimum:
         raise ValidationError(where, value, f"must be at least {minimum}")
+    check_int64(value, where)
     return value
+
+
+def check_int64(value: int, where: str) -> None:
+    """Reject a whole number beyond 64 bits: BSON and SQL integers are 64-bit, so it could
+    neither be stored nor compared with stored numbers everywhere."""
+    if not _INT64_MIN <= value <= _INT64_MAX:
+        raise ValidationError(where, value, "is too large (64-bit whole numbers only)")
 
 
 def to_decimal(
@@ -317,9 +325,8 @@ def to_plain(value: Any, where: str) -> Any:
     if value is None or isinstance(value, JSON_SCALARS):
         if isinstance(value, float) and not math.isfinite(value):
             raise ValidationError(where, value, "must be a finite number")
-        if isinstance(value, int) and not _INT64_MIN <= value <= _INT64_MAX:
-            # BSON and SQL integers are 64-bit: a larger number could not be stored everywhere
-            raise ValidationError(where, value, "is too large (64-bit whole numbers only)")
+        if isinstance(value, int) and not isinstance(value, bool):
+            check_int64(value, where)
         if isinstance(value, str):
             check_storable(value, where)
         return value

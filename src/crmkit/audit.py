@@ -270,8 +270,10 @@ class AuditTrail:
             assert record is not None
             # the write's own time (``updated_at``) when it has one, so they agree exactly
             when = at or getattr(new, "updated_at", None)
-            if when is None:
-                now = when = now or crm.now()
+            if when is None:  # a delete: now, but never before the record's last write
+                now = now or crm.now()
+                last = getattr(old, "updated_at", None)
+                when = now if last is None or last <= now else last
             entries.append(
                 _entry(
                     id=new_id(),
@@ -299,14 +301,14 @@ class AuditTrail:
         *,
         collection: str | None = None,
         limit: int | None = 100,
-        before: dt.datetime | None = None,
+        before: AuditEntry | dt.datetime | None = None,
     ) -> list[AuditEntry]:
         """The audit entries of one record, newest first.
 
         ``collection`` narrows to one collection (ids are unique across collections, so it
-        is rarely needed); ``before`` keeps entries strictly older than that time (page
-        backwards by passing the last entry's ``at``); ``limit`` caps the count (``None``:
-        all).
+        is rarely needed); ``limit`` caps the count (``None``: all). ``before`` pages
+        backwards: pass the last entry of the previous page to get the entries after it
+        (entries of the same millisecond included), or a time to get those strictly older.
         """
         if not isinstance(record_id, str) or not record_id:
             raise ValidationError("record_id", record_id, "must be a record id")
@@ -314,7 +316,9 @@ class AuditTrail:
         if collection is not None:
             self._crm.repository(collection)  # raises for an unknown collection
             where = where & (F.record_collection == collection)
-        if before is not None:
+        if isinstance(before, AuditEntry):  # the order below: (at, id), newest first
+            where = where & ((F.at < before.at) | ((F.at == before.at) & (F.id < before.id)))
+        elif before is not None:
             where = where & (F.at < before)
         return self.filled(self._crm.audit_log.find(where, order_by=["-at", "-id"], limit=limit))
 
@@ -467,7 +471,7 @@ class ScopedAuditTrail:
         *,
         collection: str | None = None,
         limit: int | None = 100,
-        before: dt.datetime | None = None,
+        before: AuditEntry | dt.datetime | None = None,
     ) -> list[AuditEntry]:
         """Like :meth:`AuditTrail.history`, for a record this user can read (``NotFound``
         otherwise); hidden fields are left out of ``changed`` and ``changes``."""

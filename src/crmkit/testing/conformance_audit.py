@@ -90,6 +90,40 @@ class AuditConformance:
         assert _changes(crm.audit.history(key)[-1]) == first
         assert _changes(crm.audit.filled(stored)[0]) == first
 
+    def test_audit_history_pages_through_entries_of_one_millisecond(self, crm: CRM) -> None:
+        """Paging by the last entry reaches every entry, however many share a time."""
+        at = dt.datetime(2024, 6, 1, 12, tzinfo=dt.UTC)
+        frozen = CRM(crm.backend, clock=lambda: at)
+        ada = frozen.contacts.add(Contact(first_name="A"))
+        for name in "BCDE":
+            ada = frozen.contacts.update(attrs.evolve(ada, first_name=name))
+        everything = crm.audit.history(ada.id or "")
+        assert len(everything) == 5
+        pages, page = [], crm.audit.history(ada.id or "", limit=2)
+        while page:
+            pages.append(page)
+            page = crm.audit.history(ada.id or "", limit=2, before=page[-1])
+        assert [len(p) for p in pages] == [2, 2, 1]
+        assert [e for p in pages for e in p] == everything
+        assert crm.audit.history(ada.id or "", before=at) == []  # strictly older
+
+    def test_audit_history_stays_in_order_with_a_clock_behind(self, crm: CRM) -> None:
+        """Writes from a clock behind the record's last write (another server's) are
+        stamped no earlier than it, so history and filled-in values stay right."""
+        behind = CRM(crm.backend, clock=lambda: crm.now() - dt.timedelta(minutes=5))
+        ada = crm.contacts.add(Contact(first_name="A"))
+        changed = behind.contacts.update(attrs.evolve(ada, first_name="B"))
+        assert changed.updated_at == ada.updated_at
+        behind.contacts.delete(ada.id or "")
+        history = crm.audit.history(ada.id or "")
+        assert [e.action for e in history] == ["delete", "update", "create"]
+        assert history[0].at == ada.updated_at
+        assert [(c.old, c.new) for c in crm.audit.field_history(ada.id or "", "first_name")] == [
+            ("B", None),
+            ("A", "B"),
+            (None, "A"),
+        ]
+
     def test_audit_values_are_json_safe(self, crm: CRM) -> None:
         from crmkit import Deal, Pipeline
         from crmkit.entities import Money, Stage

@@ -60,9 +60,12 @@ def _cell(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, list):
-        if all(isinstance(v, str) for v in value):
-            return ";".join(value)
-        return json.dumps(value, ensure_ascii=False)
+        joined = ";".join(value) if all(isinstance(v, str) for v in value) else None
+        # values holding ";" (or text read as JSON) are written as a JSON list instead,
+        # which the importer reads back as it is
+        if joined is None or len(joined.split(";")) != len(value) or joined.startswith("["):
+            return json.dumps(value, ensure_ascii=False)
+        return joined
     if isinstance(value, dict):
         return json.dumps(value, ensure_ascii=False, sort_keys=True)
     return str(value)

@@ -3,20 +3,23 @@
 ``crm.imports.csv(path, entity="contacts", mapping={...})`` reads a file in batches (memory
 stays bounded however long the file is), turns each row into the fields of an entity
 (dotted paths such as ``address.city``, ``custom.tier`` or ``external_ids.shop``; list
-fields such as ``emails`` split on ``;``), and writes it through the collection's
-repository, so every row is normalized and validated exactly like ``crm.contacts.add``.
+fields such as ``emails`` split on ``;`` or hold a JSON list), and writes it through the
+collection's repository, so every row is normalized and validated exactly like
+``crm.contacts.add``.
 
 A row whose external id (``external_ids.<source>``) matches a stored record updates that
-record; a row that would change nothing leaves it alone, so importing the same file twice
-is a no-op. Records are looked up once per batch with one ``in_`` query. Every row ends up
-in exactly one count of the returned :class:`ImportSummary`; a rejected row is written,
-with its line number and the reason, to the ``rejected_path`` CSV file.
+record, and so does a row of a file without a mapping whose ``id`` column (an export's)
+names a stored record; a row that would change nothing leaves it alone, so importing the
+same file twice is a no-op. Records are looked up once per batch with one ``in_`` query.
+Every row ends up in exactly one count of the returned :class:`ImportSummary`; a rejected
+row is written, with its line number and the reason, to the ``rejected_path`` CSV file.
 
 Through a user view (``crm.as_user(user).imports``) the writes are the user's: a row the
 user may not create or change is rejected with the reason (the rest of the file is
 imported), a row whose external id belongs to a record the user cannot read is rejected
 rather than duplicated, and a mapping onto a hidden or read-only field raises
-``PermissionDenied`` before anything is read.
+``PermissionDenied`` before anything is read (a file's own read-only columns are read, and
+a row changing one is rejected).
 """
 
 from __future__ import annotations
@@ -80,14 +83,20 @@ class ImportSummary:
 
 class _Row:
     """One row of the file: its line, its raw cells (for the rejected file), its fields,
-    and (once batched) the value of its external-id key."""
+    the record id it names (an export's ``id``), and (once batched) the value of its
+    external-id key."""
 
-    __slots__ = ("error", "fields", "key", "line", "raw")
+    __slots__ = ("error", "fields", "id", "key", "line", "raw")
 
     def __init__(
-        self, line: int, raw: Sequence[str], fields: dict[str, Any] | None, error: str = ""
+        self,
+        line: int,
+        raw: Sequence[str],
+        fields: dict[str, Any] | None,
+        error: str = "",
+        id: str | None = None,
     ) -> None:
-        self.line, self.raw, self.fields, self.error = line, raw, fields, error
+        self.line, self.raw, self.fields, self.error, self.id = line, raw, fields, error, id
         self.key: str | None = None
 
 
@@ -111,14 +120,21 @@ class _Mapper:
     """Turns a row (column -> cell) into entity fields, following a column -> path mapping."""
 
     def __init__(
-        self, entity: type[Entity], mapping: Mapping[str, str] | None, columns: Iterable[str]
+        self,
+        entity: type[Entity],
+        mapping: Mapping[str, str] | None,
+        columns: Iterable[str],
+        lists: frozenset[str] = frozenset(),
     ) -> None:
         self.entity = entity
         if mapping is None:  # the columns are the paths; storage columns (an export's) skipped
             mapping = {c: c for c in columns if c not in _STORAGE}
         self.targets: list[tuple[str, str, FieldInfo | None]] = []
         for column, path in mapping.items():
-            self.targets.append((column, path, self._resolve(path)))
+            info = self._resolve(path)
+            if info is not None and info.column == "custom" and info.key in lists:
+                info = attrs.evolve(info, kind="text_list")  # a multi-enum: values split on ;
+            self.targets.append((column, path, info))
 
     def _resolve(self, path: str) -> FieldInfo | None:
         """The field a path names; ``None`` for a whole mapping/object column (JSON text)."""
@@ -188,6 +204,13 @@ def _cell(info: FieldInfo, value: Any) -> Any:
     if info.column == "external_ids":
         return value.strip()  # ids never carry surrounding blanks (a padded cell does)
     if kind == "text_list":  # a tuple: once checked, the garbage collector stops tracking it
+        if value.startswith("["):  # a JSON list: how an export writes values holding ";"
+            try:
+                items = json.loads(value)
+            except ValueError:
+                items = None
+            if isinstance(items, list) and all(isinstance(i, str) for i in items):
+                return tuple(items)
         return tuple([v for v in map(str.strip, value.split(LIST_SEPARATOR)) if v])
     if kind == "bool":
         folded = value.strip().lower()
@@ -263,12 +286,16 @@ class Importer:
     def __init__(self, crm: CRM | UserView) -> None:
         self._crm = crm
 
-    def _checked_mapping(self, entity: str, mapper: _Mapper | None) -> None:
-        """Through a user view, a mapping may not target a field the user cannot set."""
+    def _checked_mapping(self, entity: str, mapper: _Mapper | None, *, explicit: bool) -> None:
+        """Through a user view, a mapping may not target a field hidden from the user, nor
+        (an ``explicit`` one) a read-only field. A file whose own columns include a
+        read-only field (the user's export) is read: a row changing it is rejected."""
         grants = getattr(self._crm, "grants", None)
         if grants is None or mapper is None:
             return
-        refused = grants.hidden_fields(entity) | grants.readonly_fields(entity)
+        refused = grants.hidden_fields(entity)
+        if explicit:
+            refused |= grants.readonly_fields(entity)
         for _, path, _ in mapper.targets:
             top = path.split(".")[0]
             if path in refused or top in refused:
@@ -276,6 +303,12 @@ class Importer:
 
     def __repr__(self) -> str:
         return f"<Importer of {self._crm!r}>"
+
+    def _multi_valued(self, entity: str) -> frozenset[str]:
+        """The custom fields of ``entity`` defined to hold several values (multi-enums)."""
+        crm: CRM = self._crm.crm if isinstance(self._crm, UserView) else self._crm
+        types = crm.repository(entity)._custom_types()
+        return frozenset(name for name, kind in types.items() if kind == "multi_enum")
 
     def csv(
         self,
@@ -319,14 +352,17 @@ class Importer:
                 header = next(reader)
             except StopIteration:
                 header = []
-            mapper = _Mapper(self._crm.repository(entity).entity, mapping, header)
-            self._checked_mapping(entity, mapper)
+            lists = self._multi_valued(entity)
+            mapper = _Mapper(self._crm.repository(entity).entity, mapping, header, lists)
+            self._checked_mapping(entity, mapper, explicit=mapping is not None)
             if mapping is not None:
                 missing = [c for c in mapping if c not in header]
                 if missing:
                     raise ValidationError("mapping", missing, "names columns the file lacks")
             positions = mapper.positions(header)
             width = len(header)
+            # an export's id column: a row naming a stored record updates it
+            id_at = header.index("id") if mapping is None and "id" in header else None
 
             def rows() -> Iterator[_Row]:
                 line = reader.line_num
@@ -340,8 +376,9 @@ class Importer:
                     # kept as a tuple (for the rejected file): the garbage collector stops
                     # tracking a tuple of text, and a batch holds a thousand of them
                     raw = tuple(cells)
+                    id = raw[id_at].strip() or None if id_at is not None else None
                     try:
-                        yield _Row(start, raw, mapper.cells(raw, positions))
+                        yield _Row(start, raw, mapper.cells(raw, positions), id=id)
                     except ValidationError as exc:
                         yield _Row(start, raw, None, str(exc))
 
@@ -379,8 +416,9 @@ class Importer:
         """
         _check_batch(batch_size)
         repo_entity: type[Entity] = self._crm.repository(entity).entity
-        fixed = _Mapper(repo_entity, mapping, ()) if mapping is not None else None
-        self._checked_mapping(entity, fixed)
+        lists = self._multi_valued(entity)
+        fixed = _Mapper(repo_entity, mapping, (), lists) if mapping is not None else None
+        self._checked_mapping(entity, fixed, explicit=True)
         mappers: dict[tuple[str, ...], _Mapper] = {}
         with _opened(source) as file:
 
@@ -402,8 +440,10 @@ class Importer:
                         if mapper is None:  # rows of a file mostly share their keys
                             if len(mappers) >= 256:
                                 mappers.clear()  # bounded, whatever the file holds
-                            mapper = mappers[tuple(data)] = _Mapper(repo_entity, None, data)
-                        yield _Row(number, raw, mapper.fields(data))
+                            mapper = mappers[tuple(data)] = _Mapper(repo_entity, None, data, lists)
+                        id = data.get("id") if fixed is None else None
+                        id = id if isinstance(id, str) and id else None
+                        yield _Row(number, raw, mapper.fields(data), id=id)
                     except ValidationError as exc:
                         yield _Row(number, raw, None, str(exc))
 
@@ -464,17 +504,20 @@ class Importer:
 def _batches(
     rows: Iterator[_Row], size: int, key: str | None, has_external: bool
 ) -> Iterator[list[_Row]]:
-    """Batches of rows in which no external id repeats (so a later row sees the earlier)."""
+    """Batches of rows in which no external id nor record id repeats (so that a later row
+    sees what the earlier one wrote)."""
     batch: list[_Row] = []
-    seen: set[str] = set()
+    seen: set[tuple[str, str]] = set()
     for row in rows:
         value = row.key = _key_of(row, key, has_external)
-        if value is not None and value in seen:
+        names = [("key", value)] if value is not None else []
+        if row.id is not None:
+            names.append(("id", row.id))
+        if any(n in seen for n in names):
             yield batch
             batch, seen = [], set()
         batch.append(row)
-        if value is not None:
-            seen.add(value)
+        seen.update(names)
         if len(batch) >= size:
             yield batch
             batch, seen = [], set()
@@ -546,11 +589,19 @@ class _Batch:
                 self.reject(row, row.error or "is invalid")
             else:
                 good.append(row)
-        stored = self._lookup(good)
+        named = self._named(good)
+        stored = self._lookup([r for r in good if r.id not in named])
         new: list[_Row] = []
         crm = self.crm
         with self.source.transaction(), crm.acting(None, reason=crm.acting_reason or "import"):
             for row in good:
+                if row.id in named:  # the row names a stored record by its id
+                    record = named[row.id]
+                    if record is None:
+                        self.reject(row, f"id {row.id!r} is a record this user may not change")
+                    else:
+                        self._upsert(row, record)
+                    continue
                 value = row.key
                 matches = stored.get(value, []) if value is not None else []
                 if matches and matches[0] is None:
@@ -574,6 +625,19 @@ class _Batch:
             self.rejected.sort(key=lambda r: r[0])
             self.writer.writerows([line, reason, *raw] for line, reason, raw in self.rejected)
             self.rejected.clear()
+
+    def _named(self, rows: list[_Row]) -> dict[str | None, Entity | None]:
+        """The stored records the rows name by id (an export's ``id`` column); ``None`` for
+        an id held only by a record a user's view cannot read. Other ids are not there:
+        their rows are new records (an export of another CRM), with ids of their own."""
+        ids = sorted({r.id for r in rows if r.id is not None})
+        if not ids:
+            return {}
+        found: dict[str | None, Entity | None] = {e.id: e for e in self.repo.get_many(ids)}
+        if self.every is not self.repo:
+            for record in self.every.get_many([i for i in ids if i not in found]):
+                found[record.id] = None
+        return found
 
     def _lookup(self, rows: list[_Row]) -> dict[str, list[Entity | None]]:
         """The stored records of the batch's keys; ``[None]`` for a key held only by records

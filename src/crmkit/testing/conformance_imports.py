@@ -18,6 +18,7 @@ import tempfile
 import pytest
 
 from crmkit import CRM, Account, Address, Contact, Deal, PermissionDenied, Pipeline, Role, User
+from crmkit.backends.memory import MemoryBackend
 from crmkit.entities import Stage, StageKind
 from crmkit.imports import ImportSummary
 from crmkit.query import F
@@ -88,19 +89,38 @@ class ImportExportConformance:
         assert isinstance(crm.accounts.first(F.external_ids.erp == "A-2"), Account)
 
     def test_export_round_trip(self, crm: CRM) -> None:
-        """A CSV or JSON Lines export imports back as 'unchanged' for every record."""
+        """A CSV or JSON Lines export imports back as 'unchanged' for every record, with or
+        without external ids (an export's ``id`` names the record), values holding ``;``
+        and multi-valued custom fields included; into another CRM, the same records are
+        created."""
+        crm.schema.define_field("contacts", "langs", "multi_enum", choices=["en", "fr"])
         crm.imports.csv(io.StringIO(_FILE), mapping=_MAPPING)
         crm.contacts.add(Contact(first_name="Ken", tags=("a", "b"), external_ids={"shop": "C-9"}))
+        crm.contacts.add(Contact(first_name="Liv", tags=("R&D;EMEA", "[x]")))  # no external id
+        crm.contacts.add(Contact(first_name="Max", custom={"langs": ["en", "fr"]}))
+        crm.contacts.add(Contact(first_name="Ned", external_ids={"erp": "E-1"}))  # another source
         before = _state(crm)
         for export, load in (
             (crm.exports.csv, crm.imports.csv),
             (crm.exports.jsonl, crm.imports.jsonl),
         ):
             out = io.StringIO()
-            assert export(out, "contacts") == 4
+            assert export(out, "contacts") == 7
             summary = load(io.StringIO(out.getvalue()), "contacts")
-            assert summary == ImportSummary(rows=4, unchanged=4)
+            assert summary == ImportSummary(rows=7, unchanged=7)
+            other = CRM(MemoryBackend())
+            other.schema.define_field("contacts", "langs", "multi_enum", choices=["en", "fr"])
+            copied = other.imports.csv if load == crm.imports.csv else other.imports.jsonl
+            assert copied(io.StringIO(out.getvalue()), "contacts").created == 7
+            assert sorted((c.name, c.tags, c.custom) for c in other.contacts.find()) == sorted(
+                (c.name, c.tags, c.custom) for c in crm.contacts.find()
+            )
         assert _state(crm) == before
+        text = "first_name,custom.langs\nOla,fr;en\n"  # a multi-valued custom column
+        assert crm.imports.csv(io.StringIO(text)).created == 1
+        ola = crm.contacts.first(F.first_name == "Ola")
+        assert ola is not None
+        assert tuple(ola.custom["langs"]) == ("fr", "en")
         out = io.StringIO()
         assert crm.exports.jsonl(out, "contacts", where=F.custom.tier == "gold") == 1
         (document,) = [json.loads(line) for line in out.getvalue().splitlines()]
@@ -111,8 +131,9 @@ class ImportExportConformance:
         role = crm.roles.add(
             Role(
                 name="rep",
-                permissions={"contacts": {"read": "own"}},
+                permissions={"contacts": {"read": "own", "update": "own"}},
                 hidden_fields={"contacts": ["phones", "address", "custom.salary"]},
+                readonly_fields={"contacts": ["lead_source"]},
             )
         )
         user = crm.users.add(User(name="Rep", role_ids=(role.id or "",)))
@@ -123,6 +144,7 @@ class ImportExportConformance:
                     phones=("+14155550100",),
                     address=Address(city="London"),
                     custom={"salary": 90, "tier": "gold"},
+                    lead_source="web",
                     owner_id=user.id,
                 ),
                 Contact(first_name="Grace", phones=("+14155550101",), owner_id="someone-else"),
@@ -147,6 +169,16 @@ class ImportExportConformance:
                 view.exports.csv(io.StringIO(), "contacts", fields=fields)
         with pytest.raises(PermissionDenied):
             view.exports.jsonl(io.StringIO(), "contacts", fields=["phones"])
+        # the user's own export imports back unchanged, its read-only column included; a
+        # row changing that column is rejected, and a mapping onto it is refused
+        out = io.StringIO()
+        view.exports.csv(out, "contacts")
+        assert view.imports.csv(io.StringIO(out.getvalue())) == ImportSummary(rows=1, unchanged=1)
+        changed = out.getvalue().replace(",web,", ",fair,")
+        assert changed != out.getvalue()
+        assert view.imports.csv(io.StringIO(changed)).rejected == 1
+        with pytest.raises(PermissionDenied):
+            view.imports.csv(io.StringIO("ls\nfair\n"), mapping={"ls": "lead_source"})
 
     def test_import_rejects_each_bad_row_and_keeps_the_rest(self, crm: CRM) -> None:
         """A row refused for any reason (a value, a rule, an unknown part) is rejected with

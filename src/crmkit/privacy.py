@@ -459,6 +459,10 @@ class Privacy:
             for merge in related["merges"]:
                 only = _only(merge, contact_id)
                 self._identifiers(merge.snapshot, emails, phones, names, only=only)
+            # the emails and phones the person's record held before
+            self._identifiers_in_audit(
+                {contact_id} | _same_person(related["merges"]), emails, phones
+            )
             for item in related["interactions"]:
                 for who in getattr(item, "participants", ()):
                     if getattr(who, "contact_id", None) == contact_id:
@@ -544,6 +548,27 @@ class Privacy:
         elif isinstance(doc, list | tuple):
             for value in doc:
                 Privacy._identifiers(value, emails, phones, names, only=only)
+
+    def _identifiers_in_audit(self, ids: set[str], emails: set[str], phones: set[str]) -> None:
+        """Collect the emails and phones the contacts ``ids`` held at any time (the old and
+        new values of their audit entries), except those another contact holds now: a
+        merge that was undone, or an address passed on, made them someone else's."""
+        found: dict[str, set[str]] = {"emails": set(), "phones": set()}
+        for chunk in _chunks(ids):
+            where = (F.record_collection == Contact.collection) & F.record_id.in_(chunk)
+            for entry in self._crm.audit_log.iterate(where):
+                for field, into in found.items():
+                    for value in _sides(entry, field):
+                        if isinstance(value, list | tuple):
+                            into.update(v for v in value if isinstance(v, str))
+        for field, into in found.items():
+            into -= emails if field == "emails" else phones
+            for chunk in _chunks(into):
+                for other in self._crm.contacts.find(F(field).in_(chunk)):
+                    if other.id not in ids:
+                        into.difference_update(getattr(other, field))
+        emails |= found["emails"]
+        phones |= found["phones"]
 
     def _erase_document(self, doc: Any, redactor: _Redactor, *, only: str | None) -> Any:
         """A merge snapshot with contact documents' personal fields emptied (only the
@@ -662,8 +687,7 @@ class Privacy:
         changes["custom"] = self._redact_value(
             self._keep_custom("contacts", contact.custom, keep_undefined=False), redactor
         )
-        changes["tags"] = ()
-        changes["lead_source"] = None
+        changes.update({name: _empty(getattr(contact, name)) for name in _ALSO_EMPTIED})
         changes["erased_at"] = contact.erased_at or self._crm.now()
         return attrs.evolve(contact, **changes)
 
@@ -680,6 +704,8 @@ class Privacy:
         record's own (``snapshots``: merge id -> whose documents)."""
         entity = _COLLECTIONS.get(collection)
         personal = set(personal_fields(entity)) if entity is not None else set()
+        if entity is Contact:  # emptied on the tombstone: in its history too
+            personal.update(_ALSO_EMPTIED)
         tags = self._custom_tags(collection)
         repo = self._crm.audit_log
         for chunk in _chunks(ids):
@@ -716,6 +742,12 @@ class Privacy:
             conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
+def _sides(entry: AuditEntry, field: str) -> tuple[Any, ...]:
+    """The old and new values of ``field`` in an audit entry (none if it did not change)."""
+    change = (entry.changes or {}).get(field)
+    return (change.get("old"), change.get("new")) if isinstance(change, Mapping) else ()
+
+
 def _only(merge: MergeRecord, contact_id: str) -> str | None:
     """Whose documents of ``merge``'s snapshot are the person's: all of them (``None``)
     while the merge stands, only the contact's own once it was undone."""
@@ -742,6 +774,10 @@ def _is_person(doc: Mapping[str, Any], only: str | None) -> bool:
     """Whether a snapshot document is a contact's (and contact ``only``'s, when given)."""
     return ("emails" in doc or "phones" in doc) and (only is None or doc.get("id") == only)
 
+
+#: Fields of a contact that are not tagged personal but can say much about a person (a
+#: programme, a referral): the tombstone empties them, and so does the scrub of its history.
+_ALSO_EMPTIED = ("tags", "lead_source")
 
 #: The field linking a record of each collection to contacts (deleted records included).
 _LINKS: dict[str, str] = {

@@ -396,6 +396,36 @@ class PrivacyConformance:
         )
         assert crm.privacy.erase(ada.id or "").custom == {"segment_code": "B2B [erased]"}
 
+    def test_privacy_erase_covers_what_the_record_held_before(self, crm: CRM) -> None:
+        """An email or phone the person had earlier is erased and suppressed too, and the
+        tags and lead source a tombstone empties leave its history as well."""
+        ada = crm.contacts.add(
+            Contact(
+                first_name=FIRST,
+                emails=("zq.before@old-mail.example",),
+                phones=("+14155550177",),
+                tags=("zq-oncology-programme",),
+                lead_source="zq-referral",
+            )
+        )
+        grace = crm.contacts.add(Contact(first_name="Grace"))
+        shared = crm.interactions.add(
+            Interaction(
+                kind=InteractionKind.MEETING,
+                occurred_at=AT,
+                body="Reach her at zq.before@old-mail.example or +1 415 555 0177",
+                contact_ids=(ada.id or "", grace.id or ""),
+            )
+        )
+        crm.contacts.update(attrs.evolve(ada, emails=(EMAIL,), phones=()))
+        crm.privacy.erase(ada.id or "")
+        assert crm.interactions.get(shared.id or "").body == "Reach her at [erased] or [erased]"
+        assert crm.privacy.is_suppressed("zq.before@old-mail.example")
+        assert crm.privacy.is_suppressed("+14155550177")
+        after = raw_dump(crm)
+        for term in ("zq.before@old-mail.example", "+14155550177", "zq-oncology", "zq-referral"):
+            assert term.encode() not in after, term
+
     def test_privacy_undone_merge_keeps_the_other_person(self, crm: CRM) -> None:
         """A merge that was undone does not make two contacts one person: erasing one leaves
         the other's record, audit trail and email alone, and an export holds only its own."""

@@ -177,7 +177,24 @@ def test_bad_mappings_raise_before_anything_is_written(crm: crmkit.CRM) -> None:
         crm.imports.csv(_csv("C-1,Ada,,,,,"), mapping={"First": "id"})
     with pytest.raises(ValidationError, match="batch_size"):
         crm.imports.csv(_csv(), mapping=MAPPING, batch_size=0)
+    with pytest.raises(ValidationError, match="field paths"):
+        crm.imports.csv(_csv("C-1,Ada,,,,,"), mapping={"First": 5})  # type: ignore[dict-item]
+    with pytest.raises(ValidationError, match="another column"):  # one would overwrite the other
+        crm.imports.csv(_csv("C-1,Ada,,,,,"), mapping={"Tier": "custom.tier", "City": "custom"})
+    with pytest.raises(ValidationError, match="delimiter"):
+        crm.imports.csv(_csv(), mapping=MAPPING, delimiter=";;")
+    with pytest.raises(ValidationError, match="fields"):
+        crm.exports.csv(io.StringIO(), "contacts", fields=[5])  # type: ignore[list-item]
     assert crm.contacts.count() == 0
+
+
+def test_files_that_are_not_utf8_or_start_with_a_bom(crm: crmkit.CRM) -> None:
+    with pytest.raises(ValidationError, match="not UTF-8"):
+        crm.imports.csv(io.TextIOWrapper(io.BytesIO(b"first_name\nJos\xe9\n"), encoding="utf-8"))
+    assert crm.contacts.count() == 0
+    # an open file read without utf-8-sig keeps the byte order mark: it is not a column name
+    assert crm.imports.csv(io.StringIO("\ufefffirst_name\nAda\n")).created == 1
+    assert crm.imports.jsonl(io.StringIO('\ufeff{"first_name": "Bea"}\n')).created == 1
 
 
 def test_jsonl_rows_nested_values_and_bad_lines(crm: crmkit.CRM, tmp_path: pathlib.Path) -> None:

@@ -71,6 +71,13 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+def _check_fields(fields: Sequence[str] | None) -> None:
+    if fields is None:
+        return
+    if isinstance(fields, str) or not all(isinstance(f, str) for f in fields):
+        raise ValidationError("fields", fields, "must be a list of field paths (text)")
+
+
 def _value(record: Entity, path: str) -> Any:
     value: Any = record
     for part in path.split("."):
@@ -155,6 +162,7 @@ class Exporter:
         Raises ``ValidationError`` for an unknown field, ``NotFound`` for an unknown segment.
         """
         repo_entity: type[Entity] = self._crm.repository(entity).entity
+        _check_fields(fields)
         columns = list(fields) if fields is not None else default_columns(repo_entity)
         names = {a.name: a for a in attrs.fields(repo_entity)}
         for path in columns:
@@ -187,6 +195,7 @@ class Exporter:
         ``fields`` given), values as plain JSON (dates ISO text, decimals exact text).
         """
         repo_entity: type[Entity] = self._crm.repository(entity).entity
+        _check_fields(fields)
         names = [a.name for a in attrs.fields(repo_entity)]
         if fields is not None:
             unknown = [f for f in fields if f not in names]

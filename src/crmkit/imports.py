@@ -129,8 +129,16 @@ class _Mapper:
         self.entity = entity
         if mapping is None:  # the columns are the paths; storage columns (an export's) skipped
             mapping = {c: c for c in columns if c not in _STORAGE}
+        elif not isinstance(mapping, Mapping):
+            raise ValidationError("mapping", mapping, "must map column names to field paths")
         self.targets: list[tuple[str, str, FieldInfo | None]] = []
         for column, path in mapping.items():
+            if not isinstance(column, str) or not isinstance(path, str):
+                raise ValidationError("mapping", {column: path}, "maps column names to field paths")
+            others = [p for _, p, _ in self.targets]
+            clash = next((p for p in others if _overlap(p, path)), None)
+            if clash is not None:  # one would silently overwrite the other
+                raise ValidationError("mapping", path, f"sets what another column sets ({clash})")
             info = self._resolve(path)
             if info is not None and info.column == "custom" and info.key in lists:
                 info = attrs.evolve(info, kind="text_list")  # a multi-enum: values split on ;
@@ -185,6 +193,11 @@ class _Mapper:
                     raise ValidationError(path, value, f"conflicts with a whole {info.column}")
                 parent[info.key] = value
         return out
+
+
+def _overlap(a: str, b: str) -> bool:
+    """Whether two field paths set the same value (equal, or one holds the other)."""
+    return a == b or a.startswith(f"{b}.") or b.startswith(f"{a}.")
 
 
 def _json_cell(path: str, value: Any) -> Any:
@@ -345,13 +358,18 @@ class Importer:
         before it stay written.
         """
         _check_batch(batch_size)
+        if not isinstance(delimiter, str) or len(delimiter) != 1 or delimiter in '"\r\n':
+            raise ValidationError("delimiter", delimiter, "must be one character (not a quote)")
         _allow_long_cells()
         with _opened(source) as file:
             reader = csv.reader(file, delimiter=delimiter)
             try:
-                header = next(reader)
+                with _decoding():
+                    header = next(reader)
             except StopIteration:
                 header = []
+            if header and header[0].startswith(_BOM):  # an open file not read as utf-8-sig
+                header[0] = header[0][len(_BOM) :]
             lists = self._multi_valued(entity)
             mapper = _Mapper(self._crm.repository(entity).entity, mapping, header, lists)
             self._checked_mapping(entity, mapper, explicit=mapping is not None)
@@ -365,6 +383,10 @@ class Importer:
             id_at = header.index("id") if mapping is None and "id" in header else None
 
             def rows() -> Iterator[_Row]:
+                with _decoding():
+                    yield from read()
+
+            def read() -> Iterator[_Row]:
                 line = reader.line_num
                 for cells in reader:
                     start, line = line + 1, reader.line_num
@@ -423,7 +445,13 @@ class Importer:
         with _opened(source) as file:
 
             def rows() -> Iterator[_Row]:
+                with _decoding():
+                    yield from read()
+
+            def read() -> Iterator[_Row]:
                 for number, text in enumerate(file, start=1):
+                    if number == 1 and text.startswith(_BOM):  # an open file, not utf-8-sig
+                        text = text[len(_BOM) :]
                     if not text.strip():
                         continue
                     raw = (text.rstrip("\r\n"),)
@@ -686,7 +714,12 @@ class _Batch:
 
     def _create(self, rows: list[_Row]) -> None:
         if self.check_duplicates:
-            rows = [r for r in rows if not self._duplicate(r)]
+            # one by one, each row added before the next is checked: two lookalike rows of
+            # one batch are caught like a row and a stored record
+            for row in rows:
+                if not self._duplicate(row):
+                    self._add(row)
+            return
         if not rows:
             return
         try:
@@ -698,19 +731,23 @@ class _Batch:
             # refused row, and a rule refusing a row (a deal's stage) is not collected. The
             # rows are added one by one instead, so that only the refused ones are rejected
             for row in rows:
-                try:
-                    with self.source.transaction():
-                        self.repo.add(row.fields or {})
-                except BackendError:
-                    raise
-                except CRMError as exc:
-                    self.reject(row, str(exc))
-                else:
-                    self.counts.created += 1
+                self._add(row)
             return
         self.counts.created += len(result.added)
         for rejected in result.rejected:
             self.reject(rows[rejected.index], "; ".join(rejected.reasons))
+
+    def _add(self, row: _Row) -> None:
+        """Create one row's record (in a savepoint), or reject the row with the reason."""
+        try:
+            with self.source.transaction():
+                self.repo.add(row.fields or {})
+        except BackendError:
+            raise
+        except CRMError as exc:
+            self.reject(row, str(exc))
+        else:
+            self.counts.created += 1
 
     def _duplicate(self, row: _Row) -> bool:
         assert row.fields is not None
@@ -745,6 +782,21 @@ def _allow_long_cells() -> None:
 def _check_batch(batch_size: int) -> None:
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValidationError("batch_size", batch_size, "must be a whole number >= 1")
+
+
+_BOM = "\ufeff"
+
+
+@contextlib.contextmanager
+def _decoding() -> Iterator[None]:
+    """Turn a file that is not UTF-8 text into a ``ValidationError`` (the import stops;
+    the batches before it stay written)."""
+    try:
+        yield
+    except UnicodeDecodeError as exc:
+        raise ValidationError(
+            "file", exc.object[max(0, exc.start - 20) : exc.end + 20], "is not UTF-8 text"
+        ) from None
 
 
 @contextlib.contextmanager

@@ -234,6 +234,15 @@ class ImportExportConformance:
         assert (summary.created, summary.updated, summary.rejected) == (1, 1, 1)
         assert sorted(d.name for d in crm.deals.find()) == ["Good", "Kept renamed"]
 
+    def test_duplicate_check_compares_rows_of_one_batch(self, crm: CRM) -> None:
+        """With ``check_duplicates``, a row like an earlier row of the same file is rejected
+        whatever the batch size."""
+        text = "first,last,email\nAda,Lovelace,ada@example.com\nAda,Lovelace,ada@example.com\n"
+        mapping = {"first": "first_name", "last": "last_name", "email": "emails"}
+        summary = crm.imports.csv(io.StringIO(text), mapping=mapping, check_duplicates=True)
+        assert (summary.created, summary.rejected) == (1, 1)
+        assert crm.contacts.count() == 1
+
     def test_import_through_a_user_view(self, crm: CRM) -> None:
         """A view's import creates and changes only what its user may; every other row is
         rejected with the reason, and the rest of the file is imported."""

@@ -30,7 +30,8 @@ text have a ``min``/``max``; dates and datetimes truncate like typed ones (a dat
 its UTC date). An undefined key is refused: define the field first.
 
 Money is aggregated per currency by grouping on ``amount.currency`` and summing
-``amount.amount``: amounts in different currencies are never added together.
+``amount.amount``; a sum without that group (or a filter on one currency) adds amounts
+whatever their currency.
 
 >>> from crmkit.aggregation import Group, Metric
 >>> Metric.sum("amount.amount").name

@@ -26,7 +26,9 @@ Semantics (identical on every backend, checked by the conformance suite):
   ``.max()`` and any comparison) compares an aggregate of the related records matching
   ``expr`` (on a to-many relation): a record without any has a count and a sum of zero
   (``count() < 1`` matches it) and no minimum or maximum (no comparison of those matches
-  it); sums add the set values exactly and skip missing ones; ``~`` negates as usual.
+  it); sums add the set values exactly and skip missing ones; ``~`` negates as usual. A
+  money amount is summed whatever its currency: select one in ``expr``
+  (``F.total.currency == "EUR"``), as :func:`crmkit.commerce.spent_more_than` does.
 
 An expression converts to and from plain JSON-compatible data with :meth:`Expr.to_dict`
 and :func:`from_dict`, so it can be stored (segments). :func:`bind` checks an expression
@@ -297,7 +299,8 @@ class Related(Expr):
 
     def sum(self, path: str) -> RelatedMetric:
         """The exact sum of a number or duration field of the related records matching
-        ``where`` (zero without any; missing values are skipped)."""
+        ``where`` (zero without any; missing values are skipped). Amounts are added
+        whatever their currency: select one in ``where``."""
         return self._metric("sum", path)
 
     def min(self, path: str) -> RelatedMetric:
@@ -405,7 +408,7 @@ def _aggregate_info(entity: type[Entity], op: str, path: str) -> FieldInfo:
     """The field ``op`` measures on ``entity``; raises :class:`crmkit.ValidationError`."""
     info = field_info(entity, path)
     if info.kind not in _AGGREGATE_KINDS or info.is_list:
-        raise ValidationError(path, op, f"{op}() needs a number or duration field")
+        raise ValidationError(f"{op}()", path, "needs a number or duration field")
     return info
 
 

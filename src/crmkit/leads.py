@@ -103,7 +103,8 @@ class LeadConverter:
                         "deal", dict(deal), f"has unknown fields ({exc})"
                     ) from None
         crm: Any = getattr(src, "crm", src)  # a user's view acts through its CRM
-        with src.transaction(), crm.acting(None, reason=crm.acting_reason or "lead conversion"):
+        user = getattr(getattr(src, "user", None), "id", None)  # a view's writes are its user's
+        with src.transaction(), crm.acting(user, reason=crm.acting_reason or "lead conversion"):
             contact = src.contacts.get(contact_id)
             if contact.lifecycle_stage in _CONVERTED:
                 raise ValidationError(

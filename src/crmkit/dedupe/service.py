@@ -447,7 +447,7 @@ class DedupeService:
         ids = [survivor_id, *duplicates]
         with (
             self._crm.transaction(),
-            self._crm.acting(None, reason=self._crm.acting_reason or "merge"),
+            self._crm.acting(self._actor(), reason=self._crm.acting_reason or "merge"),
         ):
             seen = visible.get_many(ids)  # masked for a view: hidden fields stay as they are
             if len(seen) != len(ids):
@@ -464,7 +464,7 @@ class DedupeService:
             related, removed = self._repoint(collection, survivor_id, set(duplicates))
             for duplicate in duplicates:
                 visible.delete(duplicate)
-            user_id = self._view.user.id if self._view is not None else None
+            user_id = self._actor()
             record = self._crm.repository(MergeRecord).add(
                 MergeRecord(
                     record_collection=collection,
@@ -484,6 +484,11 @@ class DedupeService:
                 )
             )
         return record
+
+    def _actor(self) -> str | None:
+        """Whom this service's own writes are attributed to: a view's user (else whoever
+        the CRM is acting for)."""
+        return self._view.user.id if self._view is not None else None
 
     def _repoint(
         self, collection: str, survivor: str, duplicates: set[str]
@@ -560,7 +565,7 @@ class DedupeService:
             raise ConflictError(f"merge {merge_id!r} was already undone")
         with (
             self._crm.transaction(),
-            self._crm.acting(None, reason=self._crm.acting_reason or "unmerge"),
+            self._crm.acting(self._actor(), reason=self._crm.acting_reason or "unmerge"),
         ):
             try:
                 current = base.get(record.survivor_id)

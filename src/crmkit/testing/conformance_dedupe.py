@@ -32,6 +32,7 @@ from crmkit import (
 from crmkit.dedupe import DuplicateFound, Override
 from crmkit.entities import InteractionKind, MergeRecord, SegmentKind, Share
 from crmkit.events import Created
+from crmkit.query import F
 
 __all__ = ["DedupeConformance"]
 
@@ -408,6 +409,10 @@ class DedupeConformance:
         survivor = crm.contacts.get(mine[0].id or "")
         assert survivor.phones == mine[0].phones  # hidden from alice: the survivor's own
         dedupe.unmerge(record.id or "")
+        # every write of the merge and of its undoing is the user's, the merge record's too
+        written = crm.audit_log.find(F.reason.in_(["merge", "unmerge"]))
+        assert {e.record_collection for e in written} >= {"contacts", "merges"}
+        assert {e.actor_id for e in written} == {alice.id}
         assert crm.contacts.get(mine[1].id or "") == mine[1]
         assert crm.contacts.get(mine[0].id or "").phones == mine[0].phones
         with pytest.raises(crmkit.NotFound):

@@ -35,7 +35,8 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from crmkit.entities import AuditAction, AuditEntry, FrozenDict
+from crmkit.dedupe.snapshot import mask_snapshot
+from crmkit.entities import AuditAction, AuditEntry, FrozenDict, MergeRecord
 from crmkit.entities import _fields as f
 from crmkit.entities._base import stamped
 from crmkit.errors import NotFound, ValidationError
@@ -480,7 +481,17 @@ class ScopedAuditTrail:
             record_id, collection=collection, limit=limit, before=before
         )
         hidden = self._view.grants.hidden_fields(collection)
-        return [_mask(e, hidden) for e in entries] if hidden else entries
+        entries = [_mask(e, hidden) for e in entries] if hidden else entries
+        inner = self._snapshot_hidden(record_id, collection)
+        return [_mask_snapshots(e, inner) for e in entries] if inner else entries
+
+    def _snapshot_hidden(self, record_id: str, collection: str) -> frozenset[str]:
+        """For a merge record, the fields of the merged collection hidden from the user:
+        its snapshots hold those records whole."""
+        if collection != MergeRecord.collection:
+            return frozenset()
+        merge: MergeRecord = self._view.repository(collection).get(record_id)
+        return self._view.grants.hidden_fields(merge.record_collection)
 
     def field_history(
         self, record_id: str, field: str, *, collection: str | None = None
@@ -496,6 +507,12 @@ class ScopedAuditTrail:
         if field in hidden or top in hidden:
             raise PermissionDenied(f"{collection}.{field} is hidden from this user")
         changes = self._view.crm.audit.field_history(record_id, field, collection=collection)
+        inner = self._snapshot_hidden(record_id, collection) if top == "snapshot" else None
+        if inner:
+            changes = [
+                attrs.evolve(c, old=mask_snapshot(c.old, inner), new=mask_snapshot(c.new, inner))
+                for c in changes
+            ]
         parts = {p[len(field) + 1 :].partition(".")[0] for p in hidden if p.startswith(f"{field}.")}
         if not parts:
             return changes
@@ -512,6 +529,16 @@ def _without(value: Any, parts: set[str]) -> Any:
     if isinstance(value, Mapping):
         return {k: v for k, v in value.items() if k not in parts}
     return value
+
+
+def _mask_snapshots(entry: AuditEntry, hidden: frozenset[str]) -> AuditEntry:
+    """A merge record's entry with ``hidden`` left out of its snapshot values."""
+    changes = _thaw(entry.changes)
+    change = changes.get("snapshot")
+    if not isinstance(change, dict):
+        return entry
+    changes["snapshot"] = {side: mask_snapshot(v, hidden) for side, v in change.items()}
+    return attrs.evolve(entry, changes=changes)
 
 
 def _mask(entry: AuditEntry, hidden: Sequence[str] | frozenset[str]) -> AuditEntry:

@@ -48,6 +48,7 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 import attrs
 
 from crmkit.aggregation import Group, Metric
+from crmkit.dedupe.snapshot import mask_snapshot
 from crmkit.entities import (
     Account,
     CampaignMember,
@@ -56,6 +57,7 @@ from crmkit.entities import (
     Entity,
     FrozenDict,
     Interaction,
+    MergeRecord,
     Pipeline,
     Role,
     Task,
@@ -421,9 +423,13 @@ class ScopedRepository(Generic[E]):
 
     def _mask(self, entity: E) -> E:
         hidden = self._view.grants.hidden_fields(self._collection)
-        if not hidden:
-            return entity
-        return mask(entity, hidden)
+        masked = mask(entity, hidden) if hidden else entity
+        if isinstance(masked, MergeRecord):  # its snapshots hold the merged records
+            inner = self._view.grants.hidden_fields(masked.record_collection)
+            if inner:
+                snapshot = mask_snapshot(masked.snapshot, inner)
+                masked = attrs.evolve(masked, snapshot=snapshot)
+        return masked
 
     # --- reads ---------------------------------------------------------------------------
 

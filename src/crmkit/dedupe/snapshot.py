@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import functools
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -21,7 +22,7 @@ from cattrs.preconf.json import JsonConverter, make_converter
 from crmkit.entities import Entity, FrozenDict
 from crmkit.errors import ValidationError
 
-__all__ = ["from_document", "plain", "to_document"]
+__all__ = ["from_document", "mask_snapshot", "plain", "to_document"]
 
 E = TypeVar("E", bound=Entity)
 
@@ -70,3 +71,29 @@ def _thaw(value: Any) -> Any:
     if isinstance(value, tuple | list):
         return [_thaw(v) for v in value]
     return value
+
+
+def mask_snapshot(snapshot: Any, hidden: frozenset[str]) -> Any:
+    """A merge snapshot (:class:`~crmkit.entities.MergeRecord`) with the ``hidden`` field
+    paths left out of the merged records' documents (``survivor``, ``duplicates``)."""
+    if not isinstance(snapshot, Mapping):
+        return snapshot
+    out = dict(snapshot)
+    if isinstance(out.get("survivor"), Mapping):
+        out["survivor"] = _without_paths(out["survivor"], hidden)
+    if isinstance(out.get("duplicates"), list | tuple):
+        out["duplicates"] = [_without_paths(d, hidden) for d in out["duplicates"]]
+    return out
+
+
+def _without_paths(doc: Any, hidden: frozenset[str]) -> Any:
+    if not isinstance(doc, Mapping):
+        return doc
+    out = dict(doc)
+    for path in hidden:
+        column, _, key = path.partition(".")
+        if not key:
+            out.pop(column, None)
+        elif isinstance(out.get(column), Mapping):
+            out[column] = {k: v for k, v in out[column].items() if k != key}
+    return out

@@ -360,7 +360,8 @@ class DedupeConformance:
             Role(
                 name="sales",
                 permissions={
-                    "contacts": {"read": "team", "create": "own", "update": "own", "delete": "own"}
+                    "contacts": {"read": "team", "create": "own", "update": "own", "delete": "own"},
+                    "merges": {"read": "own"},
                 },
                 hidden_fields={"contacts": ["phones"]},
             )
@@ -406,6 +407,17 @@ class DedupeConformance:
         assert _state(crm) == before
         record = dedupe.merge(mine[0].id or "", [mine[1].id or ""])
         assert record.actor_id == alice.id
+        # the merge record alice may read keeps the phones hidden from her out of its
+        # snapshots, and so does its audit history
+        view = crm.as_user(alice.id or "")
+        seen = view.repository(MergeRecord).get(record.id or "").snapshot
+        assert "phones" not in seen["survivor"]
+        assert all("phones" not in d for d in seen["duplicates"])
+        phone = mine[1].phones[0]
+        assert phone not in repr(view.audit.history(record.id or ""))
+        assert phone not in repr(view.audit.field_history(record.id or "", "snapshot"))
+        assert phone in repr(crm.audit.history(record.id or ""))
+        assert "phones" in crm.repository(MergeRecord).get(record.id or "").snapshot["survivor"]
         survivor = crm.contacts.get(mine[0].id or "")
         assert survivor.phones == mine[0].phones  # hidden from alice: the survivor's own
         dedupe.unmerge(record.id or "")

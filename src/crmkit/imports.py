@@ -535,20 +535,22 @@ def _batches(
     """Batches of rows in which no external id nor record id repeats (so that a later row
     sees what the earlier one wrote)."""
     batch: list[_Row] = []
-    seen: set[tuple[str, str]] = set()
+    keys: set[str] = set()
+    ids: set[str] = set()
     for row in rows:
         value = row.key = _key_of(row, key, has_external)
-        names = [("key", value)] if value is not None else []
-        if row.id is not None:
-            names.append(("id", row.id))
-        if any(n in seen for n in names):
+        id = row.id
+        if (value is not None and value in keys) or (id is not None and id in ids):
             yield batch
-            batch, seen = [], set()
+            batch, keys, ids = [], set(), set()
         batch.append(row)
-        seen.update(names)
+        if value is not None:
+            keys.add(value)
+        if id is not None:
+            ids.add(id)
         if len(batch) >= size:
             yield batch
-            batch, seen = [], set()
+            batch, keys, ids = [], set(), set()
     if batch:
         yield batch
 

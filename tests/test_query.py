@@ -537,16 +537,25 @@ def test_equal_expressions_with_numbers_and_booleans_are_bound_apart() -> None:
     "build",
     [
         lambda: bind(F.version < 2**63, Contact),
-        lambda: bind(F.custom.n == -(2**63) - 1, Contact),
         lambda: F.related("deals").count() < 2**63,
-        lambda: F.related("deals").sum("version") > 2**64,
+        lambda: bind(F.related("deals").sum("version") > 2**64, Contact),
         lambda: Contact(first_name="Ada", version=2**63),
+        lambda: Contact(first_name="Ada", custom={"n": -(2**63) - 1}),
     ],
-    ids=["field", "custom", "count", "sum", "entity"],
+    ids=["field", "count", "sum", "entity", "custom-value"],
 )
 def test_whole_numbers_beyond_64_bits_are_refused(build: Any) -> None:
-    """BSON and SQL integers are 64-bit: a larger number can neither be stored nor compared
-    with stored numbers on every backend, so it is refused before any backend sees it."""
+    """BSON and SQL integers are 64-bit: a larger whole-number field value, or a value
+    compared with one, is refused before any backend sees it."""
     with pytest.raises(ValidationError, match="64-bit"):
         build()
     assert bind(F.version < 2**63 - 1, Contact) is not None
+
+
+def test_big_whole_numbers_compare_with_decimals_and_custom_values() -> None:
+    """Against a decimal field (a sum of amounts) or a custom value, a number beyond 64
+    bits is compared as the decimal it is."""
+    bound = bind(F.custom.n < 2**64, Contact)
+    assert isinstance(bound, Cond)
+    assert bound.value == Decimal(2**64)
+    assert bind(F.related("deals").sum("amount.amount") > 10**20, Contact) is not None

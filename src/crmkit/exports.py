@@ -60,6 +60,8 @@ def _cell(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, list):
+        if not value:
+            return ""
         joined = ";".join(value) if all(isinstance(v, str) for v in value) else None
         # values holding ";" (or text read as JSON) are written as a JSON list instead,
         # which the importer reads back as it is

@@ -411,7 +411,8 @@ class Privacy:
             account_ids.add(contact.account_id)
         records = [r for rows in related.values() for r in rows]
         merged = _same_person(related["merges"]) - {contact_id}
-        deleted = [i for ids in self._deleted_links(contact_id).values() for i in sorted(ids)]
+        people = {contact_id} | merged
+        deleted = [i for ids in self._deleted_links(people).values() for i in sorted(ids)]
         ids = [contact_id, *sorted(merged), *(r.id or "" for r in records), *deleted]
         audit = self._audit(dict.fromkeys(ids))
         segments = crm.segments.find(
@@ -429,10 +430,11 @@ class Privacy:
             for m, d in zip(related["merges"], doc["merges"], strict=True)
         ]
         undone = {m.id for m in related["merges"] if m.unmerged_at is not None}
+        others = _others_identifiers(related["merges"], contact_id)
         doc["audit_entries"] = [
             _others_left_out(to_document(a), contact_id)
             if a.record_collection == MergeRecord.collection and a.record_id in undone
-            else to_document(a)
+            else _values_left_out(to_document(a), others)
             for a in audit
         ]
         doc["segments"] = [
@@ -459,9 +461,11 @@ class Privacy:
             for merge in related["merges"]:
                 only = _only(merge, contact_id)
                 self._identifiers(merge.snapshot, emails, phones, names, only=only)
-            # the emails and phones the person's record held before
+            # the emails and phones the person's record held before (not those an undone
+            # merge had brought from someone else)
+            others = _others_identifiers(related["merges"], contact_id)
             self._identifiers_in_audit(
-                {contact_id} | _same_person(related["merges"]), emails, phones
+                {contact_id} | _same_person(related["merges"]), emails, phones, others
             )
             for item in related["interactions"]:
                 for who in getattr(item, "participants", ()):
@@ -522,7 +526,7 @@ class Privacy:
             tombstone = crm.contacts.update(tombstone)
             self.suppress(emails=emails, phones=phones)
             # records linked to the person and deleted before: their audit entries remain
-            for collection, ids in self._deleted_links(contact_id).items():
+            for collection, ids in self._deleted_links({contact_id} | merged).items():
                 touched.setdefault(collection, set()).update(ids)
             # last: the audit entries of every write above included
             for collection, ids in touched.items():
@@ -549,10 +553,12 @@ class Privacy:
             for value in doc:
                 Privacy._identifiers(value, emails, phones, names, only=only)
 
-    def _identifiers_in_audit(self, ids: set[str], emails: set[str], phones: set[str]) -> None:
+    def _identifiers_in_audit(
+        self, ids: set[str], emails: set[str], phones: set[str], others: set[str]
+    ) -> None:
         """Collect the emails and phones the contacts ``ids`` held at any time (the old and
-        new values of their audit entries), except those another contact holds now: a
-        merge that was undone, or an address passed on, made them someone else's."""
+        new values of their audit entries), except ``others`` (the other people's of undone
+        merges) and those another contact holds now (an address passed on)."""
         found: dict[str, set[str]] = {"emails": set(), "phones": set()}
         for chunk in _chunks(ids):
             where = (F.record_collection == Contact.collection) & F.record_id.in_(chunk)
@@ -563,6 +569,7 @@ class Privacy:
                             into.update(v for v in value if isinstance(v, str))
         for field, into in found.items():
             into -= emails if field == "emails" else phones
+            into -= others
             for chunk in _chunks(into):
                 for other in self._crm.contacts.find(F(field).in_(chunk)):
                     if other.id not in ids:
@@ -591,15 +598,18 @@ class Privacy:
             return [self._erase_document(v, redactor, only=only) for v in doc]
         return redactor.deep(doc)
 
-    def _deleted_links(self, contact_id: str) -> dict[str, set[str]]:
-        """The ids of records that were linked to the contact when they were deleted, by
-        collection: their audit entries still hold what they said about the person."""
+    def _deleted_links(self, people: set[str]) -> dict[str, set[str]]:
+        """The ids of records that were linked to one of the contacts ``people`` (one
+        person) when they were deleted, by collection: their audit entries still hold what
+        they said about the person. A scan of the delete entries of the linked collections:
+        an index for this rare request would cost every write."""
         found: dict[str, set[str]] = {}
         deletes = (F.action == AuditAction.DELETE) & F.record_collection.in_(sorted(_LINKS))
         for entry in self._crm.audit_log.iterate(deletes):
             link = (entry.changes or {}).get(_LINKS[entry.record_collection or ""])
             old = link.get("old") if isinstance(link, Mapping) else None
-            if old == contact_id or (isinstance(old, list | tuple) and contact_id in old):
+            linked = {old} if isinstance(old, str) else set(old or ())
+            if linked & people:
                 found.setdefault(entry.record_collection or "", set()).add(entry.record_id or "")
         return found
 
@@ -767,6 +777,38 @@ def _others_left_out(doc: Any, contact_id: str) -> Any:
         return {k: _others_left_out(v, contact_id) for k, v in doc.items()}
     if isinstance(doc, list | tuple):
         return [_others_left_out(v, contact_id) for v in doc]
+    return doc
+
+
+def _others_identifiers(merges: Iterable[MergeRecord], contact_id: str) -> set[str]:
+    """The emails and phones of the other contacts of merges that were undone: a contact's
+    history holds them from the time it was merged with them, and they are not its own."""
+    found: set[str] = set()
+    for merge in merges:
+        if merge.unmerged_at is None:
+            continue
+        emails: set[str] = set()
+        phones: set[str] = set()
+        snapshot = merge.snapshot
+        docs = [snapshot.get("survivor"), *(snapshot.get("duplicates") or ())]
+        for doc in docs:
+            if isinstance(doc, Mapping) and doc.get("id") != contact_id:
+                Privacy._identifiers(doc, emails, phones, set(), only=None)
+        found |= emails | phones
+    return found
+
+
+def _values_left_out(doc: Any, values: set[str]) -> Any:
+    """A document with the text ``values`` taken out of its lists (``emails``, ``phones``
+    of audit changes)."""
+    if not values:
+        return doc
+    if isinstance(doc, Mapping):
+        return {k: _values_left_out(v, values) for k, v in doc.items()}
+    if isinstance(doc, list):
+        return [
+            _values_left_out(v, values) for v in doc if not (isinstance(v, str) and v in values)
+        ]
     return doc
 
 

@@ -380,8 +380,6 @@ def _aggregate_value(where: str, op: str, value: Any) -> Any:
             raise ValidationError(where, value, "count() compares with a whole number")
         check_int64(value, where)
         return value
-    if isinstance(value, int) and not isinstance(value, bool):
-        check_int64(value, where)
     if isinstance(value, float):
         if not math.isfinite(value):
             raise ValidationError(where, value, f"{op}() compares with a finite number")
@@ -1045,8 +1043,10 @@ def _coerce(info: FieldInfo, value: Any) -> Any:
     if kind == "duration":
         return conv.to_timedelta(value, where)
     if kind == "any":
-        if isinstance(value, int) and not isinstance(value, bool):
-            conv.check_int64(value, where)
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 2**63:
+            # beyond what storage binds as a whole number: compared as the decimal it is
+            # (a typed custom field converts it again)
+            return Decimal(value)
         if isinstance(value, str | bool | int | float) and not isinstance(value, Decimal):
             return value
         # dates and datetimes as the text custom fields store them (crmkit.customfields):

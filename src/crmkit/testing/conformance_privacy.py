@@ -185,6 +185,9 @@ class PrivacyConformance:
             )
         )
         dup = crm.contacts.add(Contact(first_name=FIRST, last_name=LAST, emails=(OLD_EMAIL,)))
+        # a task of the duplicate, deleted before the merge: only its audit entries remain
+        old_task = crm.tasks.add(Task(title="Write", description=OLD_EMAIL, contact_id=dup.id))
+        crm.tasks.delete(old_task.id or "")
         merge = crm.dedupe.merge(ada.id or "", [dup.id or ""])
         ada = crm.contacts.get(ada.id or "")
         colleague = crm.contacts.add(Contact(first_name="Grace", emails=("grace@acme.com",)))
@@ -439,9 +442,14 @@ class PrivacyConformance:
         assert [m["id"] for m in doc["merges"]] == [merge.id]
         assert bob.id not in {e["record_id"] for e in doc["audit_entries"]}
         assert "Olmstead" not in json.dumps(doc)  # nor in the merge's snapshots
+        assert "bob@olmstead.example" not in json.dumps(doc)  # nor in Ada's history
+        bob = crm.contacts.update(
+            attrs.evolve(crm.contacts.get(bob.id or ""), phones=("+14155550166",))
+        )
+        crm.contacts.update(attrs.evolve(bob, emails=("bob@new.example",)))
         crm.privacy.erase(ada.id or "")
-        assert crm.contacts.get(bob.id or "").emails == ("bob@olmstead.example",)
-        assert not crm.privacy.is_suppressed("bob@olmstead.example")
+        assert crm.contacts.get(bob.id or "").emails == ("bob@new.example",)
+        assert not crm.privacy.is_suppressed("bob@olmstead.example")  # his, before
         created = crm.audit.history(bob.id or "", collection="contacts")[-1]
         assert created.action is AuditAction.CREATE
         assert created.changes["last_name"]["new"] == "Olmstead"

@@ -16,6 +16,7 @@ stored number, since ``Decimal128`` values are not ordered by every server flavo
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -155,7 +156,7 @@ def _custom_metric(m: Metric, value: Any) -> Any:
     assert m.kind is not None
     if m.op == "sum" and m.kind == "decimal":
         numbers = [custom_value("decimal", v) for v in value or () if v is not None]
-        return sum(numbers, Decimal(0)) if numbers else None
+        return functools.reduce(EXACT.add, numbers, Decimal(0)) if numbers else None
     return custom_value(m.kind, value)
 
 

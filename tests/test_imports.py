@@ -191,10 +191,26 @@ def test_bad_mappings_raise_before_anything_is_written(crm: crmkit.CRM) -> None:
 def test_files_that_are_not_utf8_or_start_with_a_bom(crm: crmkit.CRM) -> None:
     with pytest.raises(ValidationError, match="not UTF-8"):
         crm.imports.csv(io.TextIOWrapper(io.BytesIO(b"first_name\nJos\xe9\n"), encoding="utf-8"))
+    for load in (crm.imports.csv, crm.imports.jsonl):
+        with pytest.raises(ValidationError, match="text file"):
+            load(io.BytesIO(b"first_name\nAda\n"))  # type: ignore[arg-type]
     assert crm.contacts.count() == 0
     # an open file read without utf-8-sig keeps the byte order mark: it is not a column name
     assert crm.imports.csv(io.StringIO("\ufefffirst_name\nAda\n")).created == 1
+    assert crm.imports.csv(io.StringIO('\ufeff"first_name"\nCy\n')).created == 1
     assert crm.imports.jsonl(io.StringIO('\ufeff{"first_name": "Bea"}\n')).created == 1
+
+
+def test_an_export_id_names_the_record_a_row_updates(crm: crmkit.CRM) -> None:
+    ada = crm.contacts.add(Contact(first_name="Ada", external_ids={"shop": "A1"}))
+    crm.contacts.add(Contact(first_name="Bob", external_ids={"shop": "B1"}))
+    jsonl = json.dumps({"id": f" {ada.id} ", "first_name": "Ada L"}) + "\n"
+    assert crm.imports.jsonl(io.StringIO(jsonl)).updated == 1  # the id is stripped, like a cell
+    # an id and an external id naming two different records: rejected, not merged into one
+    text = f"id,first_name,external_ids.shop\n{ada.id},Ada,B1\n"
+    assert crm.imports.csv(io.StringIO(text)).rejected == 1
+    assert crm.contacts.count(F.external_ids.shop == "B1") == 1
+    assert crm.contacts.get(ada.id or "").external_ids == {"shop": "A1"}
 
 
 def test_jsonl_rows_nested_values_and_bad_lines(crm: crmkit.CRM, tmp_path: pathlib.Path) -> None:

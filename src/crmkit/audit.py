@@ -506,8 +506,10 @@ class ScopedAuditTrail:
         top = field.partition(".")[0]
         if field in hidden or top in hidden:
             raise PermissionDenied(f"{collection}.{field} is hidden from this user")
-        changes = self._view.crm.audit.field_history(record_id, field, collection=collection)
         inner = self._snapshot_hidden(record_id, collection) if top == "snapshot" else None
+        if inner and field != top:  # a part of a snapshot: its hidden fields are anywhere
+            raise PermissionDenied(f"{collection}.{field} may hold fields hidden from this user")
+        changes = self._view.crm.audit.field_history(record_id, field, collection=collection)
         if inner:
             changes = [
                 attrs.evolve(c, old=mask_snapshot(c.old, inner), new=mask_snapshot(c.new, inner))

@@ -362,14 +362,9 @@ class Importer:
             raise ValidationError("delimiter", delimiter, "must be one character (not a quote)")
         _allow_long_cells()
         with _opened(source) as file:
-            reader = csv.reader(file, delimiter=delimiter)
-            try:
-                with _decoding():
-                    header = next(reader)
-            except StopIteration:
-                header = []
-            if header and header[0].startswith(_BOM):  # an open file not read as utf-8-sig
-                header[0] = header[0][len(_BOM) :]
+            with _decoding():
+                reader = csv.reader(_without_bom(file), delimiter=delimiter)
+                header = next(reader, [])
             lists = self._multi_valued(entity)
             mapper = _Mapper(self._crm.repository(entity).entity, mapping, header, lists)
             self._checked_mapping(entity, mapper, explicit=mapping is not None)
@@ -449,9 +444,7 @@ class Importer:
                     yield from read()
 
             def read() -> Iterator[_Row]:
-                for number, text in enumerate(file, start=1):
-                    if number == 1 and text.startswith(_BOM):  # an open file, not utf-8-sig
-                        text = text[len(_BOM) :]
+                for number, text in enumerate(_without_bom(file), start=1):
                     if not text.strip():
                         continue
                     raw = (text.rstrip("\r\n"),)
@@ -470,7 +463,7 @@ class Importer:
                                 mappers.clear()  # bounded, whatever the file holds
                             mapper = mappers[tuple(data)] = _Mapper(repo_entity, None, data, lists)
                         id = data.get("id") if fixed is None else None
-                        id = id if isinstance(id, str) and id else None
+                        id = id.strip() or None if isinstance(id, str) else None
                         yield _Row(number, raw, mapper.fields(data), id=id)
                     except ValidationError as exc:
                         yield _Row(number, raw, None, str(exc))
@@ -620,15 +613,22 @@ class _Batch:
             else:
                 good.append(row)
         named = self._named(good)
-        stored = self._lookup([r for r in good if r.id not in named])
+        stored = self._lookup(good)
         new: list[_Row] = []
         crm = self.crm
         with self.source.transaction(), crm.acting(None, reason=crm.acting_reason or "import"):
             for row in good:
                 if row.id in named:  # the row names a stored record by its id
                     record = named[row.id]
+                    held = stored.get(row.key, []) if row.key is not None else []
                     if record is None:
                         self.reject(row, f"id {row.id!r} is a record this user may not change")
+                    elif any(m is None or m.id != record.id for m in held):
+                        self.reject(
+                            row,
+                            f"external_ids.{self.key}={row.key!r} belongs to another record "
+                            f"than id {row.id!r}",
+                        )
                     else:
                         self._upsert(row, record)
                     continue
@@ -787,6 +787,16 @@ def _check_batch(batch_size: int) -> None:
 
 
 _BOM = "\ufeff"
+
+
+def _without_bom(file: IO[str]) -> Iterator[str]:
+    """The lines of ``file``, without the byte order mark an open file not read as
+    ``utf-8-sig`` keeps at its start (a file opened by path drops it already)."""
+    first = file.readline()
+    if not isinstance(first, str):
+        raise ValidationError("source", type(first).__name__, "must be a text file, not bytes")
+    yield first.removeprefix(_BOM)
+    yield from file
 
 
 @contextlib.contextmanager

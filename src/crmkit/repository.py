@@ -322,9 +322,11 @@ class Repository(Generic[E]):
             assert previous.created_at is not None
             assert previous.id is not None
             id, version, created = previous.id, previous.version + 1, previous.created_at
-            # never before the record's last write (a clock stepped back, another server's):
-            # its history stays in order
-            at = max(self._ctx.now(), previous.updated_at or created)
+            # after the record's last write even from a clock behind it (stepped back, another
+            # server's): its history stays in order, and updated_at moves forward
+            at, last = self._ctx.now(), previous.updated_at or created
+            if at < last:
+                at = last + dt.timedelta(milliseconds=1)
             # stamped before the hooks, so that they see the write's time (``updated_at``)
             ready = stamped(entity, id=id, version=version, created_at=created, updated_at=at)
             entity = self._prepare(ready, previous)

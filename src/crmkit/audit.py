@@ -162,7 +162,7 @@ def diff(new: Any | None, old: Any | None) -> dict[str, FrozenDict]:
         for name, before, after in zip(
             shape.names, shape.values(old), shape.values(new), strict=True
         ):
-            if before is not after and before != after:
+            if not f.same(before, after):
                 out[name] = FrozenDict({"old": json_safe(before), "new": json_safe(after)})
         return out
     record = new if new is not None else old

@@ -36,6 +36,7 @@ from typing import IO, TYPE_CHECKING, Any
 import attrs
 
 from crmkit.entities import Entity
+from crmkit.entities._fields import same, same_record
 from crmkit.entities.schema import FieldInfo, field_info
 from crmkit.errors import (
     BackendError,
@@ -259,14 +260,14 @@ def _same(stored: Entity, fields: Mapping[str, Any]) -> bool:
             if current is None:
                 return False
             if isinstance(current, Mapping):
-                if any(current.get(k, _MISSING) != v for k, v in value.items()):
+                if not all(same(current.get(k, _MISSING), v) for k, v in value.items()):
                     return False
-            elif any(getattr(current, k, _MISSING) != v for k, v in value.items()):
+            elif not all(same(getattr(current, k, _MISSING), v) for k, v in value.items()):
                 return False
         elif isinstance(value, list):
-            if not isinstance(current, tuple) or current != tuple(value):
+            if not isinstance(current, tuple) or not same(current, tuple(value)):
                 return False
-        elif current != value:
+        elif not same(current, value):
             return False
     return True
 
@@ -701,7 +702,7 @@ class _Batch:
             normalized = candidate
             for hook in self.crm.write_hooks:
                 normalized = hook(normalized, stored)
-            if normalized == stored:
+            if same_record(normalized, stored):
                 self.counts.unchanged += 1
                 return
             self.repo.update(candidate)

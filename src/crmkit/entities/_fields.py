@@ -78,6 +78,37 @@ class FrozenDict(Mapping[str, Any]):
 EMPTY: FrozenDict = FrozenDict()
 
 
+def same(a: Any, b: Any) -> bool:
+    """``a == b`` as storage sees it: a boolean never equals a number, at any depth of a
+    mapping or a list (``True == 1`` in Python, not in a JSON document nor in a query)."""
+    return a is b or (a == b and _no_bool_mix(a, b))
+
+
+def _no_bool_mix(a: Any, b: Any) -> bool:
+    """For values already equal: whether they also agree on which ones are booleans."""
+    if type(a) is str:
+        return True
+    if type(a) is bool or type(b) is bool:
+        return type(a) is type(b)
+    if isinstance(a, dict | FrozenDict) and isinstance(b, Mapping):
+        return all(_no_bool_mix(v, b[k]) for k, v in a.items())
+    if isinstance(a, tuple | list) and isinstance(b, tuple | list):
+        return all(_no_bool_mix(x, y) for x, y in zip(a, b, strict=True))
+    return True
+
+
+def same_record(a: Any, b: Any) -> bool:
+    """Two records of one type are equal as storage sees them (see :func:`same`): only
+    free-form mappings can hold a boolean where the other holds a number."""
+    if a != b:
+        return False
+    return all(
+        _no_bool_mix(getattr(a, f.name), getattr(b, f.name))
+        for f in attrs.fields(type(a))
+        if f.metadata.get("kind") in ("mapping", "json")
+    )
+
+
 def thaw(value: Any) -> Any:
     """Turn frozen containers back into plain ``dict`` / ``list`` (for serialization)."""
     if isinstance(value, FrozenDict):

@@ -90,6 +90,22 @@ class AuditConformance:
         assert _changes(crm.audit.history(key)[-1]) == first
         assert _changes(crm.audit.filled(stored)[0]) == first
 
+    def test_audit_a_number_becoming_a_boolean_is_a_change(self, crm: CRM) -> None:
+        """``1`` and ``True`` are one value to Python, two to storage and to queries: the
+        change is audited, and an import carrying it is written."""
+        ada = crm.contacts.add(
+            Contact(first_name="Ada", custom={"vip": 1}, external_ids={"shop": "S-1"})
+        )
+        ada = crm.contacts.update(attrs.evolve(ada, custom={"vip": True}))
+        assert [(c.old, c.new) for c in crm.audit.field_history(ada.id or "", "custom")] == [
+            ({"vip": 1}, {"vip": True}),
+            (None, {"vip": 1}),
+        ]
+        line = '{"external_ids": {"shop": "S-1"}, "custom": {"vip": 1}}\n'
+        assert crm.imports.jsonl(io.StringIO(line)).updated == 1
+        assert crm.contacts.count(F.custom.vip == 1) == 1
+        assert crm.imports.jsonl(io.StringIO(line)).unchanged == 1
+
     def test_audit_history_pages_through_entries_of_one_millisecond(self, crm: CRM) -> None:
         """Paging by the last entry reaches every entry, however many share a time."""
         at = dt.datetime(2024, 6, 1, 12, tzinfo=dt.UTC)

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from crmkit.dedupe.snapshot import mask_snapshot
+from crmkit.dedupe.snapshot import mask_snapshot, without_paths
 from crmkit.entities import AuditAction, AuditEntry, FrozenDict, MergeRecord
 from crmkit.entities import _fields as f
 from crmkit.entities._base import stamped
@@ -515,22 +515,17 @@ class ScopedAuditTrail:
                 attrs.evolve(c, old=mask_snapshot(c.old, inner), new=mask_snapshot(c.new, inner))
                 for c in changes
             ]
-        parts = {p[len(field) + 1 :].partition(".")[0] for p in hidden if p.startswith(f"{field}.")}
+        parts = frozenset(
+            p[len(field) + 1 :].partition(".")[0] for p in hidden if p.startswith(f"{field}.")
+        )
         if not parts:
             return changes
         out = []
         for change in changes:
-            old, new = _without(change.old, parts), _without(change.new, parts)
+            old, new = without_paths(change.old, parts), without_paths(change.new, parts)
             if old != new:
                 out.append(attrs.evolve(change, old=old, new=new))
         return out
-
-
-def _without(value: Any, parts: set[str]) -> Any:
-    """A field's value without its hidden parts (keys of a mapping or value object)."""
-    if isinstance(value, Mapping):
-        return {k: v for k, v in value.items() if k not in parts}
-    return value
 
 
 def _mask_snapshots(entry: AuditEntry, hidden: frozenset[str]) -> AuditEntry:

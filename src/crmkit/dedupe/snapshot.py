@@ -22,7 +22,7 @@ from cattrs.preconf.json import JsonConverter, make_converter
 from crmkit.entities import Entity, FrozenDict
 from crmkit.errors import ValidationError
 
-__all__ = ["from_document", "mask_snapshot", "plain", "to_document"]
+__all__ = ["from_document", "mask_snapshot", "plain", "to_document", "without_paths"]
 
 E = TypeVar("E", bound=Entity)
 
@@ -80,13 +80,15 @@ def mask_snapshot(snapshot: Any, hidden: frozenset[str]) -> Any:
         return snapshot
     out = dict(snapshot)
     if isinstance(out.get("survivor"), Mapping):
-        out["survivor"] = _without_paths(out["survivor"], hidden)
+        out["survivor"] = without_paths(out["survivor"], hidden)
     if isinstance(out.get("duplicates"), list | tuple):
-        out["duplicates"] = [_without_paths(d, hidden) for d in out["duplicates"]]
+        out["duplicates"] = [without_paths(d, hidden) for d in out["duplicates"]]
     return out
 
 
-def _without_paths(doc: Any, hidden: frozenset[str]) -> Any:
+def without_paths(doc: Any, hidden: frozenset[str]) -> Any:
+    """A document (a record's plain values) without the ``hidden`` field paths: a name
+    drops its key, ``column.key`` one key of a mapping or value object."""
     if not isinstance(doc, Mapping):
         return doc
     out = dict(doc)

@@ -66,6 +66,7 @@ from crmkit.entities import (
     User,
 )
 from crmkit.entities._base import _slot_names
+from crmkit.entities._fields import EMPTY
 from crmkit.entities.access import Access, Share
 from crmkit.entities.history import StageChange
 from crmkit.errors import NotFound, PermissionDenied, ValidationError
@@ -695,7 +696,7 @@ def _empty(value: Any) -> Any:
     if isinstance(value, tuple):
         return ()
     if isinstance(value, Mapping):
-        return FrozenDict()
+        return EMPTY
     if isinstance(value, bool):
         return False
     return None

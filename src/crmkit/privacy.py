@@ -79,7 +79,7 @@ from crmkit.entities import (
     Ticket,
 )
 from crmkit.entities._base import stamped
-from crmkit.entities._fields import sensitivity_of
+from crmkit.entities._fields import EMPTY, sensitivity_of
 from crmkit.errors import CRMError, Suppressed, ValidationError
 from crmkit.query import F, Query
 
@@ -166,7 +166,7 @@ def _empty(value: Any) -> Any:
     if isinstance(value, tuple):
         return ()
     if isinstance(value, FrozenDict):
-        return FrozenDict()
+        return EMPTY
     return None
 
 

@@ -5,6 +5,7 @@ progress, summary counts. Upsert and round trips on every backend are in
 from __future__ import annotations
 
 import csv
+import gc
 import io
 import json
 import pathlib
@@ -100,6 +101,37 @@ def test_progress_is_reported_per_batch(crm: crmkit.CRM) -> None:
     summary = crm.imports.csv(_csv(*lines), mapping=MAPPING, on_progress=seen.append, batch_size=3)
     assert [s.rows for s in seen] == [3, 6, 7]
     assert seen[-1] == summary == ImportSummary(rows=7, created=7)
+
+
+def test_objects_older_than_an_import_are_frozen_while_it_runs(crm: crmkit.CRM) -> None:
+    # full garbage collections during an import walk its own objects only; the freeze is
+    # undone afterwards, also when the import fails
+    assert gc.get_freeze_count() == 0
+    during: list[int] = []
+    crm.imports.csv(
+        _csv("C-1,Ada,A,,,,"),
+        mapping=MAPPING,
+        on_progress=lambda _: during.append(gc.get_freeze_count()),
+    )
+    assert during[0] > 0
+    assert gc.get_freeze_count() == 0
+
+    def fail(_: ImportSummary) -> None:
+        raise RuntimeError("stop")
+
+    with pytest.raises(RuntimeError):
+        crm.imports.csv(_csv("C-2,Ada,A,,,,"), mapping=MAPPING, on_progress=fail)
+    assert gc.get_freeze_count() == 0
+
+
+def test_an_import_leaves_a_freeze_made_by_its_host_alone(crm: crmkit.CRM) -> None:
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        crm.imports.csv(_csv("C-1,Ada,A,,,,"), mapping=MAPPING)
+        assert gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()
 
 
 def test_summary_counts_every_outcome(crm: crmkit.CRM) -> None:

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from crmkit.dedupe.snapshot import mask_snapshot, without_paths
+from crmkit.dedupe.snapshot import mask_snapshot, snapshot_collections, without_paths
 from crmkit.entities import AuditAction, AuditEntry, FrozenDict, MergeRecord
 from crmkit.entities import _fields as f
 from crmkit.entities._base import stamped
@@ -482,16 +482,24 @@ class ScopedAuditTrail:
         )
         hidden = self._view.grants.hidden_fields(collection)
         entries = [_mask(e, hidden) for e in entries] if hidden else entries
-        inner = self._snapshot_hidden(record_id, collection)
-        return [_mask_snapshots(e, inner) for e in entries] if inner else entries
+        masking = self._snapshot_mask(record_id, collection)
+        return [_mask_snapshots(e, masking) for e in entries] if masking else entries
 
-    def _snapshot_hidden(self, record_id: str, collection: str) -> frozenset[str]:
-        """For a merge record, the fields of the merged collection hidden from the user:
-        its snapshots hold those records whole."""
+    def _snapshot_mask(self, record_id: str, collection: str) -> Callable[[Any], Any] | None:
+        """For a merge record whose snapshots hold what the user may not see (hidden fields
+        of the merged records, or of the related records it re-pointed or removed, or
+        records of a collection the user may not read), what masks a snapshot value;
+        ``None`` otherwise."""
         if collection != MergeRecord.collection:
-            return frozenset()
+            return None
         merge: MergeRecord = self._view.repository(collection).get(record_id)
-        return self._view.grants.hidden_fields(merge.record_collection)
+        grants, kept = self._view.grants, merge.record_collection
+        if all(
+            grants.may_read(c) and not grants.hidden_fields(c)
+            for c in snapshot_collections(merge.snapshot, kept)
+        ):
+            return None
+        return lambda snapshot: mask_snapshot(snapshot, kept, grants.hidden_fields, grants.may_read)
 
     def field_history(
         self, record_id: str, field: str, *, collection: str | None = None
@@ -506,15 +514,12 @@ class ScopedAuditTrail:
         top = field.partition(".")[0]
         if field in hidden or top in hidden:
             raise PermissionDenied(f"{collection}.{field} is hidden from this user")
-        inner = self._snapshot_hidden(record_id, collection) if top == "snapshot" else None
-        if inner and field != top:  # a part of a snapshot: its hidden fields are anywhere
+        masking = self._snapshot_mask(record_id, collection) if top == "snapshot" else None
+        if masking and field != top:  # a part of a snapshot: its hidden fields are anywhere
             raise PermissionDenied(f"{collection}.{field} may hold fields hidden from this user")
         changes = self._view.crm.audit.field_history(record_id, field, collection=collection)
-        if inner:
-            changes = [
-                attrs.evolve(c, old=mask_snapshot(c.old, inner), new=mask_snapshot(c.new, inner))
-                for c in changes
-            ]
+        if masking:
+            changes = [attrs.evolve(c, old=masking(c.old), new=masking(c.new)) for c in changes]
         parts = frozenset(
             p[len(field) + 1 :].partition(".")[0] for p in hidden if p.startswith(f"{field}.")
         )
@@ -528,13 +533,13 @@ class ScopedAuditTrail:
         return out
 
 
-def _mask_snapshots(entry: AuditEntry, hidden: frozenset[str]) -> AuditEntry:
-    """A merge record's entry with ``hidden`` left out of its snapshot values."""
+def _mask_snapshots(entry: AuditEntry, masking: Callable[[Any], Any]) -> AuditEntry:
+    """A merge record's entry with its snapshot values masked."""
     changes = _thaw(entry.changes)
     change = changes.get("snapshot")
     if not isinstance(change, dict):
         return entry
-    changes["snapshot"] = {side: mask_snapshot(v, hidden) for side, v in change.items()}
+    changes["snapshot"] = {side: masking(v) for side, v in change.items()}
     return attrs.evolve(entry, changes=changes)
 
 

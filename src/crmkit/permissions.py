@@ -200,6 +200,10 @@ class Grants:
             return Scope.ALL
         return self.scopes.get((collection, action), Scope.NONE)
 
+    def may_read(self, collection: str) -> bool:
+        """Whether the user may read any record of ``collection``."""
+        return self.scope(collection, Action.READ) > Scope.NONE
+
     def hidden_fields(self, collection: str) -> frozenset[str]:
         """Field paths the user may not see in ``collection``."""
         if self.user.admin:
@@ -426,9 +430,11 @@ class ScopedRepository(Generic[E]):
         hidden = self._view.grants.hidden_fields(self._collection)
         masked = mask(entity, hidden) if hidden else entity
         if isinstance(masked, MergeRecord):  # its snapshots hold the merged records
-            inner = self._view.grants.hidden_fields(masked.record_collection)
-            if inner:
-                snapshot = mask_snapshot(masked.snapshot, inner)
+            grants = self._view.grants
+            snapshot = mask_snapshot(
+                masked.snapshot, masked.record_collection, grants.hidden_fields, grants.may_read
+            )
+            if snapshot is not masked.snapshot:
                 masked = attrs.evolve(masked, snapshot=snapshot)
         return masked
 

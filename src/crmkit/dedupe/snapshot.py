@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import functools
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -22,7 +22,14 @@ from cattrs.preconf.json import JsonConverter, make_converter
 from crmkit.entities import Entity, FrozenDict
 from crmkit.errors import ValidationError
 
-__all__ = ["from_document", "mask_snapshot", "plain", "to_document", "without_paths"]
+__all__ = [
+    "from_document",
+    "mask_snapshot",
+    "plain",
+    "snapshot_collections",
+    "to_document",
+    "without_paths",
+]
 
 E = TypeVar("E", bound=Entity)
 
@@ -73,17 +80,66 @@ def _thaw(value: Any) -> Any:
     return value
 
 
-def mask_snapshot(snapshot: Any, hidden: frozenset[str]) -> Any:
-    """A merge snapshot (:class:`~crmkit.entities.MergeRecord`) with the ``hidden`` field
-    paths left out of the merged records' documents (``survivor``, ``duplicates``)."""
-    if not isinstance(snapshot, Mapping):
+def mask_snapshot(
+    snapshot: Any,
+    collection: str,
+    hidden: Callable[[str], frozenset[str]],
+    readable: Callable[[str], bool],
+) -> Any:
+    """A merge snapshot (:class:`~crmkit.entities.MergeRecord`) without what a user may not
+    see: ``hidden(c)`` names the field paths hidden from them in collection ``c``, and of a
+    collection where ``readable(c)`` is false only record ids are left.
+
+    The merged records (``survivor``, ``duplicates``) are of ``collection``; a re-pointed
+    record's earlier values (``related[].before``) and a record the merge removed
+    (``removed[]``) are of the collection each one names. The snapshot itself is returned
+    when nothing in it is hidden.
+    """
+    if not isinstance(snapshot, Mapping) or all(
+        readable(c) and not hidden(c) for c in snapshot_collections(snapshot, collection)
+    ):
         return snapshot
+
+    def record(document: Any, of: str) -> Any:
+        if not readable(of):
+            return {k: document[k] for k in ("collection", "id") if k in document}
+        return without_paths(document, hidden(of))
+
     out = dict(snapshot)
     if isinstance(out.get("survivor"), Mapping):
-        out["survivor"] = without_paths(out["survivor"], hidden)
+        out["survivor"] = record(out["survivor"], collection)
     if isinstance(out.get("duplicates"), list | tuple):
-        out["duplicates"] = [without_paths(d, hidden) for d in out["duplicates"]]
+        out["duplicates"] = [
+            record(d, collection) for d in out["duplicates"] if isinstance(d, Mapping)
+        ]
+    if isinstance(out.get("related"), list | tuple):
+        out["related"] = [
+            {**r, "before": record(r["before"], r["collection"])}
+            if _names_collection(r) and isinstance(r.get("before"), Mapping)
+            else r
+            for r in out["related"]
+        ]
+    if isinstance(out.get("removed"), list | tuple):
+        out["removed"] = [
+            record(r, r["collection"]) if _names_collection(r) else r for r in out["removed"]
+        ]
     return out
+
+
+def snapshot_collections(snapshot: Any, collection: str) -> set[str]:
+    """The collections whose records a merge snapshot holds values of: ``collection`` (the
+    merged records') and those of the related records it re-pointed or removed."""
+    found = {collection}
+    if isinstance(snapshot, Mapping):
+        for part in ("related", "removed"):
+            items = snapshot.get(part)
+            if isinstance(items, list | tuple):
+                found.update(r["collection"] for r in items if _names_collection(r))
+    return found
+
+
+def _names_collection(item: Any) -> bool:
+    return isinstance(item, Mapping) and isinstance(item.get("collection"), str)
 
 
 def without_paths(doc: Any, hidden: frozenset[str]) -> Any:

@@ -30,7 +30,7 @@ from crmkit import (
     User,
 )
 from crmkit.dedupe import DuplicateFound, Override
-from crmkit.entities import InteractionKind, MergeRecord, SegmentKind, Share
+from crmkit.entities import InteractionKind, MemberStatus, MergeRecord, SegmentKind, Share
 from crmkit.events import Created
 from crmkit.query import F
 
@@ -442,3 +442,68 @@ class DedupeConformance:
             crm.as_user(carol.id or "").contacts.add(cat)
         assert shown.value.duplicate_id in {c.id for c in carols}
         crm.dedupe.clear_duplicate_rule("contacts")
+
+    def test_a_merge_record_seen_by_a_user_hides_the_related_records_hidden_fields(
+        self, crm: CRM
+    ) -> None:
+        # a merge snapshot also holds the records it re-pointed (their earlier values) and
+        # removed (whole): their collections' hidden fields are left out of it too
+        sales = crm.roles.add(
+            Role(
+                name="sales",
+                permissions={
+                    "contacts": {"read": "own", "update": "own", "delete": "own"},
+                    "merges": {"read": "own"},
+                    "deals": {"read": "all"},
+                    "campaign_members": {"read": "all"},
+                },
+                hidden_fields={"deals": ["contact_roles"], "campaign_members": ["status"]},
+            )
+        )
+        auditor = crm.roles.add(
+            Role(
+                name="auditor", permissions={"contacts": {"read": "all"}, "merges": {"read": "all"}}
+            )
+        )
+        alice = crm.users.add(User(name="Alice", role_ids=(sales.id or "",)))
+        bob = crm.users.add(User(name="Bob", role_ids=(auditor.id or "",)))
+        ada = crm.contacts.add(_ada(owner_id=alice.id))
+        dup = crm.contacts.add(_ada(owner_id=alice.id))
+        crm.deals.add(
+            Deal(
+                name="Engine", contact_ids=(dup.id or "",), contact_roles={dup.id or "": "champion"}
+            )
+        )
+        spring = crm.campaigns.add(Campaign(name="Spring"))
+        for contact in (ada, dup):
+            crm.campaign_members.add(
+                CampaignMember(
+                    campaign_id=spring.id or "",
+                    contact_id=contact.id or "",
+                    status=MemberStatus.RESPONDED,
+                )
+            )
+        view = crm.as_user(alice.id or "")
+        record = view.dedupe.merge(ada.id or "", [dup.id or ""])
+        seen = view.repository(MergeRecord).get(record.id or "").snapshot
+        (deal,) = [r for r in seen["related"] if r["collection"] == "deals"]
+        assert set(deal["before"]) == {"contact_ids"}
+        (member,) = seen["removed"]
+        assert member["contact_id"] == dup.id
+        assert "status" not in member
+        assert "champion" not in repr(view.audit.history(record.id or ""))
+        assert "responded" not in repr(view.audit.field_history(record.id or "", "snapshot"))
+        with pytest.raises(crmkit.PermissionDenied):  # a part of a snapshot: not masked
+            view.audit.field_history(record.id or "", "snapshot.removed")
+        # of records of a collection a user may not read at all, only ids are left
+        seen = crm.as_user(bob.id or "").repository(MergeRecord).get(record.id or "").snapshot
+        (deal,) = [r for r in seen["related"] if r["collection"] == "deals"]
+        assert deal["before"] == {}
+        assert [dict(r) for r in seen["removed"]] == [
+            {"collection": "campaign_members", "id": member["id"]}
+        ]
+        assert seen["survivor"]["id"] == ada.id  # contacts: bob may read them
+        assert "champion" not in repr(crm.as_user(bob.id or "").audit.history(record.id or ""))
+        stored = crm.repository(MergeRecord).get(record.id or "").snapshot
+        assert stored["removed"][0]["status"] == "responded"
+        assert "champion" in repr(crm.audit.history(record.id or ""))

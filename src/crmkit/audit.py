@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from crmkit.dedupe.snapshot import mask_snapshot, snapshot_collections, without_paths
-from crmkit.entities import AuditAction, AuditEntry, FrozenDict, MergeRecord
+from crmkit.entities import AuditAction, AuditEntry, Entity, FrozenDict, MergeRecord
 from crmkit.entities import _fields as f
 from crmkit.entities._base import stamped
 from crmkit.errors import NotFound, ValidationError
@@ -452,8 +452,9 @@ class ScopedAuditTrail:
     def __repr__(self) -> str:
         return f"<ScopedAuditTrail of {self._view!r}>"
 
-    def _check(self, record_id: str, collection: str | None) -> str:
-        """The record's collection, if the user can read the record; else ``NotFound``."""
+    def _check(self, record_id: str, collection: str | None) -> tuple[str, Entity]:
+        """The record's collection, and the record as the user sees it, if the user can read
+        it; else ``NotFound``."""
         trail = self._view.crm.audit
         if collection is None:
             latest = trail.history(record_id, limit=1)
@@ -461,10 +462,9 @@ class ScopedAuditTrail:
                 raise NotFound("audit_log", record_id)
             collection = latest[0].record_collection
         try:
-            self._view.repository(collection).get(record_id)
+            return collection, self._view.repository(collection).get(record_id)
         except ValidationError:
             raise NotFound(collection, record_id) from None
-        return collection
 
     def history(
         self,
@@ -476,27 +476,26 @@ class ScopedAuditTrail:
     ) -> list[AuditEntry]:
         """Like :meth:`AuditTrail.history`, for a record this user can read (``NotFound``
         otherwise); hidden fields are left out of ``changed`` and ``changes``."""
-        collection = self._check(record_id, collection)
+        collection, record = self._check(record_id, collection)
         entries = self._view.crm.audit.history(
             record_id, collection=collection, limit=limit, before=before
         )
         hidden = self._view.grants.hidden_fields(collection)
         entries = [_mask(e, hidden) for e in entries] if hidden else entries
-        masking = self._snapshot_mask(record_id, collection)
+        masking = self._snapshot_mask(record)
         return [_mask_snapshots(e, masking) for e in entries] if masking else entries
 
-    def _snapshot_mask(self, record_id: str, collection: str) -> Callable[[Any], Any] | None:
+    def _snapshot_mask(self, record: Entity) -> Callable[[Any], Any] | None:
         """For a merge record whose snapshots hold what the user may not see (hidden fields
         of the merged records, or of the related records it re-pointed or removed, or
         records of a collection the user may not read), what masks a snapshot value;
         ``None`` otherwise."""
-        if collection != MergeRecord.collection:
+        if not isinstance(record, MergeRecord):
             return None
-        merge: MergeRecord = self._view.repository(collection).get(record_id)
-        grants, kept = self._view.grants, merge.record_collection
+        grants, kept = self._view.grants, record.record_collection
         if all(
             grants.may_read(c) and not grants.hidden_fields(c)
-            for c in snapshot_collections(merge.snapshot, kept)
+            for c in snapshot_collections(record.snapshot, kept)
         ):
             return None
         return lambda snapshot: mask_snapshot(snapshot, kept, grants.hidden_fields, grants.may_read)
@@ -509,12 +508,12 @@ class ScopedAuditTrail:
         ``custom``) are left out of its values (a change of nothing else is left out)."""
         from crmkit.errors import PermissionDenied
 
-        collection = self._check(record_id, collection)
+        collection, record = self._check(record_id, collection)
         hidden = self._view.grants.hidden_fields(collection)
         top = field.partition(".")[0]
         if field in hidden or top in hidden:
             raise PermissionDenied(f"{collection}.{field} is hidden from this user")
-        masking = self._snapshot_mask(record_id, collection) if top == "snapshot" else None
+        masking = self._snapshot_mask(record) if top == "snapshot" else None
         if masking and field != top:  # a part of a snapshot: its hidden fields are anywhere
             raise PermissionDenied(f"{collection}.{field} may hold fields hidden from this user")
         changes = self._view.crm.audit.field_history(record_id, field, collection=collection)

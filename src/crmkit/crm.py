@@ -145,9 +145,18 @@ class CRM:
         self._write_hooks.append(self.privacy)
         #: Contacts in several accounts (see :mod:`crmkit.relationships`).
         self.relationships = Relationships(self)
+        links = self.relationships
+        self._write_hooks.append(links)
         self._after_write_hooks.setdefault("contacts", []).append(
-            AfterWriteHook(Relationships.account_changed, self.relationships.after_contact_write)
+            AfterWriteHook(Relationships.account_changed, links.after_contact_write)
         )
+        self._after_write_hooks.setdefault("account_contacts", []).append(
+            AfterWriteHook(Relationships.pair_written, links.check_pair, links.check_pairs)
+        )
+        self._after_delete_hooks: dict[str, list[Callable[[Any], None]]] = {
+            "contacts": [links.after_delete],
+            "accounts": [links.after_delete],
+        }
         #: Lead conversion (see :mod:`crmkit.leads`).
         self.leads = LeadConverter(self)
         #: Deal reports computed by the database (see :mod:`crmkit.reports`).
@@ -234,6 +243,12 @@ class CRM:
         """Functions run inside a write's transaction once a record is stored, by
         collection (stage history, a ticket's first response ...)."""
         return self._after_write_hooks
+
+    @property
+    def after_delete_hooks(self) -> Mapping[str, Sequence[Callable[[Any], None]]]:
+        """Functions run inside a delete's transaction once a record is deleted, with the
+        deleted record, by collection (a contact's account links go with it)."""
+        return self._after_delete_hooks
 
     @contextmanager
     def acting(self, by: str | None, *, reason: str | None = None) -> Iterator[None]:

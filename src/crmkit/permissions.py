@@ -51,6 +51,7 @@ from crmkit.aggregation import Group, Metric
 from crmkit.dedupe.snapshot import mask_snapshot
 from crmkit.entities import (
     Account,
+    AccountContact,
     CampaignMember,
     Contact,
     Deal,
@@ -742,10 +743,40 @@ class ScopedTaskRepository(ScopedRepository[Task], TaskOperations):
     """Tasks as one user sees them, with ``complete`` and the due queries scoped."""
 
 
+class ScopedLinkRepository(ScopedRepository[AccountContact]):
+    """Contact-account links as one user sees them: a link is in the user's scope for an
+    action only when its contact and its account are both readable by the user too, so
+    that a link never reveals (nor changes) what the user may not see."""
+
+    def _build_scope(self, action: Action) -> Expr | None:
+        scope = super()._build_scope(action)
+        if scope is NOTHING:
+            return scope
+        parts = [] if scope is None else [scope]
+        for name, ends in (("contact", self._view.contacts), ("account", self._view.accounts)):
+            readable = ends._scope_filter(Action.READ)
+            if readable is NOTHING:
+                return NOTHING
+            if readable is not None:  # else the user may read all of them
+                parts.append(Related(name, readable))
+        if not parts:
+            return None
+        return parts[0] if len(parts) == 1 else And(tuple(parts))
+
+    def _allows(self, entity: AccountContact, action: Action) -> bool:
+        view = self._view
+        return (
+            super()._allows(entity, action)
+            and view.contacts.exists(F.id == entity.contact_id)
+            and view.accounts.exists(F.id == entity.account_id)
+        )
+
+
 _SCOPED_TYPES: dict[str, type[ScopedRepository[Any]]] = {
     "deals": ScopedDealRepository,
     "tickets": ScopedTicketRepository,
     "tasks": ScopedTaskRepository,
+    "account_contacts": ScopedLinkRepository,
 }
 
 
@@ -763,6 +794,7 @@ class UserView:
     segments: ScopedSegmentRepository
     campaigns: ScopedCampaignRepository
     campaign_members: ScopedRepository[CampaignMember]
+    account_contacts: ScopedLinkRepository
     articles: ScopedArticleRepository
     orders: ScopedOrderRepository
     users: ScopedRepository[User]

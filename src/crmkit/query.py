@@ -465,6 +465,8 @@ RELATIONS: Mapping[str, Mapping[str, Relation]] = _relations(
     Relation("accounts", "orders", "orders", "account_id"),
     Relation("orders", "contact", "contacts", "contact_id", belongs=True),
     Relation("orders", "account", "accounts", "account_id", belongs=True),
+    Relation("account_contacts", "contact", "contacts", "contact_id", belongs=True),
+    Relation("account_contacts", "account", "accounts", "account_id", belongs=True),
     # explicit grants of a record (``Share.record_id``), used by permission scopes
     *(
         Relation(source, "shares", "shares", "record_id")

@@ -1,38 +1,60 @@
 """Contacts in several accounts: links with a role, one of them primary.
 
 ``crm.relationships.link(contact_id, account_id, role="consultant")`` relates a contact to
-an account; ``primary=True`` makes that account the contact's primary one, which is also
-the contact's ``account_id`` (at most one primary link per contact; the previous primary
-link is demoted in the same transaction). ``unlink`` removes a link (and clears
+an account; ``primary=True`` makes that account the contact's primary one, which is the
+contact's ``account_id``. A link is primary exactly when its account is its contact's
+``account_id``, so a contact has at most one primary link: ``link(..., primary=True)`` sets
+``account_id`` and the flags follow, all or nothing. ``unlink`` removes a link (and clears
 ``account_id`` when it was the primary one). ``accounts_of(contact_id)`` and
 ``contacts_of(account_id)`` list the links, each one indexed query.
 
 Changing a contact's ``account_id`` directly keeps stored links in sync: a link to the new
-account becomes the primary one and the other links lose the flag (no link is created).
+account becomes the primary one and the other links lose the flag. No link is created or
+removed: an ``account_id`` without a link (a contact added with one) is the contact's
+primary account all the same, and making another account primary replaces it.
 
-Permissions: through a user's view (``crm.as_user(u).relationships``) a link is listed
-only when both its contact and its account are readable by the user, so a link never
-reveals a record the user may not see. Writing links through a view needs the contact and
-the account to be readable and the user's role to allow writing ``account_contacts``
-(deny by default, like every collection; links have no owner, so that is the ``all``
-scope or a share). Timelines of an account include the activity of linked contacts.
+Every write of a link, through ``crm.relationships`` or the ``crm.account_contacts``
+repository, is checked (``ValidationError``, nothing written): its contact and account
+exist, no other link joins the same two, and ``is_primary`` agrees with the contact's
+``account_id``. Deleting a contact or an account deletes its links; merging duplicates
+moves them to the survivor (a link the survivor already has to the same record is kept,
+the duplicate's one removed), and undoing the merge puts them back.
+
+Permissions: through a user's view (``crm.as_user(u).relationships`` and
+``crm.as_user(u).account_contacts``) a link is read, written or deleted only when both
+its contact and its account are readable by the user, so a link never reveals a record
+the user may not see. Writing links through a view also needs the user's role to allow
+writing ``account_contacts`` (deny by default, like every collection; links have no
+owner, so that is the ``all`` scope or a share). Timelines of an account include the
+activity of linked contacts (in a view, of those the user may read).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING, Any
+import enum
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 
-from crmkit.entities import AccountContact, AccountRole, Contact
-from crmkit.errors import NotFound
+from crmkit.entities import Account, AccountContact, AccountRole, Contact
+from crmkit.errors import NotFound, ValidationError
 from crmkit.query import F
 
 if TYPE_CHECKING:
     from crmkit.crm import CRM
 
-__all__ = ["Relationships"]
+__all__ = ["KEEP", "Relationships"]
+
+
+class _Keep(enum.Enum):
+    KEEP = "keep"
+
+
+#: The default of :meth:`Relationships.link`'s ``role``, ``label``, ``started`` and
+#: ``ended``: a new link gets the field's default, an existing link keeps its value.
+KEEP: Literal[_Keep.KEEP] = _Keep.KEEP
 
 
 class Relationships:
@@ -55,44 +77,50 @@ class Relationships:
         contact_id: str,
         account_id: str,
         *,
-        role: AccountRole | str = AccountRole.EMPLOYEE,
-        label: str | None = None,
+        role: AccountRole | str | Literal[_Keep.KEEP] = KEEP,
+        label: str | Literal[_Keep.KEEP] | None = KEEP,
         primary: bool = False,
-        started: dt.date | None = None,
-        ended: dt.date | None = None,
+        started: dt.date | Literal[_Keep.KEEP] | None = KEEP,
+        ended: dt.date | Literal[_Keep.KEEP] | None = KEEP,
     ) -> AccountContact:
-        """Relate a contact to an account (or change the existing link) and return the link.
+        """Relate a contact to an account, or change their link, and return the link.
 
-        ``primary=True`` makes the account the contact's primary one: the contact's
-        ``account_id`` is set and any other primary link is demoted, all or nothing.
-        Raises ``NotFound`` for an unknown (or unreadable) contact or account and
-        ``ValidationError`` for a bad role or dates.
+        A new link gets the arguments given (``role`` defaults to ``employee``); an
+        existing link changes only the ones given, so ``link(c, a, primary=True)`` keeps
+        its role, label and dates. ``primary=True`` makes the account the contact's primary
+        one: the contact's ``account_id`` is set and the link that was primary loses the
+        flag, all or nothing (``primary=False`` demotes nothing: a link to the contact's
+        ``account_id`` is its primary one). Raises ``NotFound`` for an unknown (or
+        unreadable) contact or account and ``ValidationError`` for a bad role or dates.
         """
+        if not isinstance(primary, bool):
+            raise ValidationError("primary", primary, "must be true or false")
+        _check_ids(contact_id, account_id)
+        given = {"role": role, "label": label, "started": started, "ended": ended}
+        changes: dict[str, Any] = {k: v for k, v in given.items() if v is not KEEP}
         src = self._source
         with src.transaction():
             contact = src.contacts.get(contact_id)
             src.accounts.get(account_id)
-            links = self._links()
+            if primary and contact.account_id != account_id:
+                # the contact's update moves the flag of the links it has (see
+                # after_contact_write); the link is read after it
+                contact = src.contacts.update(attrs.evolve(contact, account_id=account_id))
             existing = self._crm.account_contacts.first(
                 (F.contact_id == contact_id) & (F.account_id == account_id)
             )
-            fields: dict[str, Any] = {
-                "role": role,
-                "label": label,
-                "is_primary": primary or (existing is not None and existing.is_primary),
-                "started": started,
-                "ended": ended,
-            }
+            links = self._links()
             if existing is None:
                 stored: AccountContact = links.add(
-                    AccountContact(contact_id=contact_id, account_id=account_id, **fields)
+                    AccountContact(
+                        contact_id=contact_id,
+                        account_id=account_id,
+                        is_primary=contact.account_id == account_id,
+                        **changes,
+                    )
                 )
             else:
-                stored = links.update(attrs.evolve(existing, **fields))
-            if primary:
-                self._demote(contact_id, keep=stored.id)
-                if contact.account_id != account_id:
-                    src.contacts.update(attrs.evolve(contact, account_id=account_id))
+                stored = links.update(attrs.evolve(existing, **changes)) if changes else existing
         return stored
 
     def unlink(self, contact_id: str, account_id: str) -> None:
@@ -100,6 +128,7 @@ class Relationships:
 
         Removing the primary link clears the contact's ``account_id``.
         """
+        _check_ids(contact_id, account_id)
         src = self._source
         with src.transaction():
             contact = src.contacts.get(contact_id)
@@ -129,13 +158,70 @@ class Relationships:
         found = [x for x in links if x.contact_id in readable]
         return sorted(found, key=lambda x: (not x.is_primary, x.id or ""))
 
-    def _demote(self, contact_id: str, *, keep: str | None) -> None:
-        links = self._links()
-        for other in self._crm.account_contacts.find(
-            (F.contact_id == contact_id) & (F.is_primary == True)  # noqa: E712
-        ):
-            if other.id != keep:
-                links.update(attrs.evolve(other, is_primary=False))
+    # --- the rules of links, kept on every write --------------------------------------------
+
+    def __call__(self, entity: Any, previous: Any | None, /) -> Any:
+        """The write hook of links: their contact and account exist, and ``is_primary``
+        agrees with the contact's ``account_id`` (``ValidationError`` otherwise)."""
+        if not isinstance(entity, AccountContact):
+            return entity
+        crm = self._crm
+        try:
+            contact = crm.contacts.get(entity.contact_id)
+        except NotFound:
+            raise ValidationError(
+                "accountcontact.contact_id", entity.contact_id, "names no contact"
+            ) from None
+        if not crm.accounts.exists(F.id == entity.account_id):
+            raise ValidationError(
+                "accountcontact.account_id", entity.account_id, "names no account"
+            )
+        if entity.is_primary != (contact.account_id == entity.account_id):
+            raise ValidationError(
+                "accountcontact.is_primary",
+                entity.is_primary,
+                "must be true exactly for the link to the contact's account_id "
+                f"({contact.account_id!r}); crm.relationships.link(..., primary=True) "
+                "changes both",
+            )
+        return entity
+
+    def fitted(self, link: AccountContact) -> AccountContact:
+        """``link`` with ``is_primary`` set from its contact's ``account_id`` (for a link
+        moved to another contact or account, e.g. by a merge)."""
+        contact = self._crm.contacts.get(link.contact_id)
+        primary = contact.account_id == link.account_id
+        return link if link.is_primary == primary else attrs.evolve(link, is_primary=primary)
+
+    @staticmethod
+    def pair_written(stored: Any, previous: Any | None) -> bool:
+        """Whether a link write may have joined a contact and an account anew."""
+        return previous is None or (stored.contact_id, stored.account_id) != (
+            previous.contact_id,
+            previous.account_id,
+        )
+
+    def check_pairs(self, pairs: Sequence[tuple[Any, Any | None]]) -> None:
+        """After links are written: no two links join the same contact and account
+        (``ValidationError``, the write rolled back). One query for a batch."""
+        written = {(s.contact_id, s.account_id) for s, _ in pairs}
+        contacts = sorted({c for c, _ in written})
+        seen: dict[tuple[str, str], str] = {}
+        for link in self._crm.account_contacts.iterate(F.contact_id.in_(contacts)):
+            key = (link.contact_id, link.account_id)
+            if key not in written:
+                continue
+            if key in seen:
+                raise ValidationError(
+                    "accountcontact",
+                    {"contact_id": key[0], "account_id": key[1]},
+                    f"joins a contact and an account another link joins already ({seen[key]})",
+                )
+            seen[key] = link.id or ""
+
+    def check_pair(self, stored: Any, previous: Any | None) -> None:
+        """:meth:`check_pairs` for one write."""
+        self.check_pairs([(stored, previous)])
 
     # --- keeping links in sync with ``Contact.account_id`` ---------------------------------
 
@@ -152,3 +238,18 @@ class Relationships:
             want = link.account_id == stored.account_id
             if link.is_primary != want:
                 crm.account_contacts.update(attrs.evolve(link, is_primary=want))
+
+    def after_delete(self, previous: Any) -> None:
+        """A deleted contact's or account's links are deleted with it (each one audited)."""
+        if not isinstance(previous, Contact | Account):
+            return
+        field = F.contact_id if isinstance(previous, Contact) else F.account_id
+        links = self._crm.account_contacts
+        for link in links.find(field == (previous.id or "")):
+            links.delete(link.id or "")
+
+
+def _check_ids(contact_id: Any, account_id: Any) -> None:
+    for name, value in (("contact_id", contact_id), ("account_id", account_id)):
+        if not isinstance(value, str) or not value:
+            raise ValidationError(name, value, "must be a record id (text)")

@@ -114,6 +114,9 @@ class Context(Protocol):
     @property
     def after_write_hooks(self) -> Mapping[str, Sequence[AfterWriteHook]]: ...
 
+    @property
+    def after_delete_hooks(self) -> Mapping[str, Sequence[Callable[[Any], None]]]: ...
+
 
 class AuditRecorder(Protocol):
     """Appends the audit entries of writes (:class:`crmkit.audit.AuditTrail`)."""
@@ -350,7 +353,9 @@ class Repository(Generic[E]):
         return stored
 
     def delete(self, id: str, *, version: int | None = None) -> None:
-        """Delete a record (only if still at ``version``, when given).
+        """Delete a record (only if still at ``version``, when given), and in the same
+        transaction what cannot exist without it (:attr:`crmkit.CRM.after_delete_hooks`: a
+        contact's or an account's links).
 
         Raises ``NotFound`` or ``ConflictError``.
         """
@@ -359,6 +364,8 @@ class Repository(Generic[E]):
             self._store.delete(id, previous.version if version is None else version)
             if self._audit is not None:
                 self._audit.record(self.entity.collection, AuditAction.DELETE, [(None, previous)])
+            for hook in self._ctx.after_delete_hooks.get(self.entity.collection, ()):
+                hook(previous)
             if self._ctx.listening:
                 self._ctx.emit(
                     Deleted(

@@ -202,10 +202,12 @@ class Timeline:
         else:
             accounts = self._account_tree(account_id or "")
             contacts = [c.id or "" for c in src.contacts.iterate(F.account_id.in_(accounts))]
-            # contacts linked to the accounts in another role (crmkit.relationships); the
-            # link ids come from the CRM, every item below is still read through the source
+            # contacts linked to the accounts in another role (crmkit.relationships): the
+            # links come from the CRM (a user needs no grant on them), and only the linked
+            # contacts the source may read count, as for the contacts above
             links = getattr(src, "crm", src).account_contacts.iterate(F.account_id.in_(accounts))
-            contacts += sorted({x.contact_id for x in links} - set(contacts))
+            linked = sorted({x.contact_id for x in links} - set(contacts))
+            contacts += [c.id or "" for c in src.contacts.get_many(linked)]
         by_account = _in("account_id", accounts)
         deals = _any(by_account, _in("contact_ids", contacts))
         deal_ids = [] if deals is None else [d.id or "" for d in src.deals.iterate(deals)]

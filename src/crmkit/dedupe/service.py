@@ -27,8 +27,8 @@ from crmkit.dedupe.merge import (
 from crmkit.dedupe.rules import Rules
 from crmkit.entities import (
     Account,
+    AccountContact,
     AuditAction,
-    CampaignMember,
     Contact,
     Entity,
     MergeRecord,
@@ -84,12 +84,17 @@ class Link:
 
     ``kind_field`` names a field saying which collection the reference is to (a share's
     ``record_collection``): only records whose value there is the merged collection follow.
+    ``unique_with`` names the field that, with ``field``, one record at most may hold (a
+    campaign membership's ``campaign_id``): a duplicate's record that would join the
+    survivor to what one of its own records joins it to already is removed instead (and
+    kept in the merge's snapshot, so that undoing the merge restores it).
     """
 
     collection: str
     field: str
     many: bool = False
     kind_field: str | None = None
+    unique_with: str | None = None
 
 
 #: What refers to a contact or an account, and so follows it into the survivor.
@@ -99,9 +104,10 @@ LINKS: Final[Mapping[str, tuple[Link, ...]]] = {
         Link("deals", "contact_ids", many=True),
         Link("tickets", "contact_id"),
         Link("tasks", "contact_id"),
-        Link("campaign_members", "contact_id"),
+        Link("campaign_members", "contact_id", unique_with="campaign_id"),
         Link("segments", "member_ids", many=True),
         Link("shares", "record_id", kind_field="record_collection"),
+        Link("account_contacts", "contact_id", unique_with="account_id"),
     ),
     "accounts": (
         Link("contacts", "account_id"),
@@ -111,6 +117,8 @@ LINKS: Final[Mapping[str, tuple[Link, ...]]] = {
         Link("tasks", "account_id"),
         Link("interactions", "account_id"),
         Link("shares", "record_id", kind_field="record_collection"),
+        # after the contacts: whether a moved link is primary follows their account_id
+        Link("account_contacts", "account_id", unique_with="contact_id"),
     ),
 }
 
@@ -517,8 +525,10 @@ class DedupeService:
                     # the survivor's own parent was settled by survivorship; duplicates
                     # are deleted (and restored from their snapshots by unmerge)
                     continue
-                if isinstance(record, CampaignMember) and repo.exists(
-                    (F.campaign_id == record.campaign_id) & (F.contact_id == survivor)
+                other = link.unique_with
+                if other is not None and repo.exists(
+                    (getattr(F, other) == getattr(record, other))
+                    & (getattr(F, link.field) == survivor)
                 ):
                     removed.append({"collection": link.collection, **to_document(record)})
                     repo.delete(record.id or "")
@@ -526,8 +536,13 @@ class DedupeService:
                 changes = _repointed(record, link, survivor, duplicates)
                 if not changes:
                     continue
-                before = {name: plain(getattr(record, name)) for name in changes}
-                updated = repo.update(attrs.evolve(record, **changes))
+                moved = self._fitted(attrs.evolve(record, **changes))
+                before = {
+                    a.name: plain(getattr(record, a.name))
+                    for a in attrs.fields(type(record))
+                    if getattr(record, a.name) != getattr(moved, a.name)
+                }
+                updated = repo.update(moved)
                 related.append(
                     {
                         "collection": link.collection,
@@ -580,7 +595,7 @@ class DedupeService:
                     f"{record.survivor_id!r} changed since (version {current.version}, "
                     f"the merge left version {snapshot['survivor_version']})"
                 )
-            changed: list[tuple[Any, dict[str, Any]]] = []
+            changed: list[tuple[Repository[Any], str, dict[str, Any]]] = []
             for item in snapshot["related"]:
                 repo = self._crm.repository(item["collection"])
                 try:
@@ -595,7 +610,7 @@ class DedupeService:
                         f"merge {merge_id!r} cannot be undone: {item['collection']} "
                         f"{item['id']!r} changed since"
                     )
-                changed.append((now, dict(item["before"])))
+                changed.append((repo, item["id"], dict(item["before"])))
             before = from_document(entity, snapshot["survivor"])
             restored = _with_storage(before, current)
             if self._view is None:
@@ -612,9 +627,12 @@ class DedupeService:
             # of them as created again.
             for document in snapshot["duplicates"]:
                 self._restore(entity, document)
-            for now, fields in changed:
-                repo = self._crm.repository(type(now).collection)
-                repo.update(attrs.evolve(now, **{k: _thawed(v) for k, v in fields.items()}))
+            for repo, id, fields in changed:
+                # read again: restoring the survivor may have moved it since the check above
+                # (a contact's account links follow its account_id)
+                now = repo.get(id)
+                back = attrs.evolve(now, **{k: _thawed(v) for k, v in fields.items()})
+                repo.update(self._fitted(back))
             for document in snapshot["removed"]:
                 self._restore(self._crm.repository(document["collection"]).entity, document)
             merges.update(attrs.evolve(record, unmerged_at=self._crm.now()))
@@ -624,7 +642,14 @@ class DedupeService:
     def _restore(self, entity: type[Entity], document: dict[str, Any]) -> None:
         from crmkit.dedupe.snapshot import from_document
 
-        restored = from_document(entity, document)
+        restored = self._fitted(from_document(entity, document))
+        try:  # custom fields defined since the merge hold the record back as on any write
+            restored = self._crm.schema.validate(restored, restored)
+        except ValidationError as exc:
+            raise ConflictError(
+                f"the merge cannot be undone: {entity.collection} {restored.id!r} does not fit "
+                f"the custom fields defined since ({exc})"
+            ) from None
         self._crm.backend.store(entity).insert([restored])
         self._crm.audit.record(
             entity.collection, AuditAction.CREATE, [(restored, None)], at=self._crm.now()
@@ -639,6 +664,13 @@ class DedupeService:
                     entity=restored,
                 )
             )
+
+    def _fitted(self, record: Any) -> Any:
+        """A record moved to other records (or back) made to agree with them: a contact's
+        account link is primary when its account is the contact's ``account_id``."""
+        if isinstance(record, AccountContact):
+            return self._crm.relationships.fitted(record)
+        return record
 
     def merges(self, record_id: str | None = None) -> list[MergeRecord]:
         """Merge records, newest first; only those whose survivor is ``record_id`` when given."""

@@ -19,6 +19,8 @@ import pytest
 import crmkit
 from crmkit import CRM, Account, Contact, Deal, Interaction, Role, Segment, Task, Ticket, User
 from crmkit.entities import (
+    AccountContact,
+    AccountRole,
     Address,
     AuditAction,
     AuditEntry,
@@ -146,6 +148,163 @@ class PrivacyConformance:
         assert [x.contact_id for x in view.relationships.contacts_of(acme.id or "")] == [mine.id]
         with pytest.raises(crmkit.NotFound):
             view.relationships.accounts_of(hidden.id or "")
+
+    def test_privacy_links_rules_hold_on_every_write(self, crm: CRM) -> None:
+        """The repository refuses a second link of the same two records, a primary flag that
+        disagrees with ``account_id`` and unknown ends; ``link`` changes only what it is
+        given, and a link to the contact's account is its primary one."""
+        acme = crm.accounts.add(Account(name="Acme"))
+        fund = crm.accounts.add(Account(name="Fund"))
+        ada = crm.contacts.add(Contact(first_name="Ada", account_id=acme.id))
+        a, f = ada.id or "", fund.id or ""
+        rel, links = crm.relationships, crm.account_contacts
+        assert rel.link(a, acme.id or "").is_primary  # the contact's account_id
+        seat = rel.link(a, f, role="board_member", label="Chair", started=dt.date(2023, 1, 1))
+        promoted = rel.link(a, f, primary=True)
+        assert (promoted.role, promoted.label, promoted.started, promoted.is_primary) == (
+            "board_member",
+            "Chair",
+            dt.date(2023, 1, 1),
+            True,
+        )
+        assert rel.link(a, f, label=None).label is None
+        assert crm.contacts.get(a).account_id == fund.id
+        before = sorted((x.account_id, x.is_primary, x.version) for x in links.find())
+        bad: list[AccountContact] = [
+            AccountContact(
+                contact_id=a, account_id=f, role=AccountRole.CONSULTANT, is_primary=True
+            ),
+            AccountContact(contact_id=a, account_id=acme.id or "", is_primary=True),
+            AccountContact(contact_id="no-such-contact", account_id=f),
+            AccountContact(contact_id=a, account_id="no-such-account"),
+        ]
+        for link in bad:
+            with pytest.raises(crmkit.ValidationError):
+                links.add(link)
+        other = crm.contacts.add(Contact(first_name="Grace"))
+        twice = [AccountContact(contact_id=other.id or "", account_id=f) for _ in range(2)]
+        with pytest.raises(crmkit.ValidationError):
+            links.add_many(twice)
+        seat = rel.accounts_of(a)[1]
+        with pytest.raises(crmkit.ValidationError):
+            links.update(attrs.evolve(seat, is_primary=True))
+        with pytest.raises(crmkit.ValidationError):
+            links.update(attrs.evolve(seat, account_id=f))  # the pair the primary link joins
+        assert sorted((x.account_id, x.is_primary, x.version) for x in links.find()) == before
+        with pytest.raises(crmkit.ValidationError):
+            rel.link(["x"], f)  # type: ignore[arg-type]
+
+    def test_privacy_links_go_with_a_deleted_contact_or_account(self, crm: CRM) -> None:
+        acme = crm.accounts.add(Account(name="Acme"))
+        fund = crm.accounts.add(Account(name="Fund"))
+        ada = crm.contacts.add(Contact(first_name="Ada", account_id=acme.id))
+        grace = crm.contacts.add(Contact(first_name="Grace"))
+        for person in (ada, grace):
+            for account in (acme, fund):
+                crm.relationships.link(person.id or "", account.id or "", label="Ada's seat")
+        crm.contacts.delete(ada.id or "")
+        assert {(x.contact_id, x.account_id) for x in crm.account_contacts.find()} == {
+            (grace.id, acme.id),
+            (grace.id, fund.id),
+        }
+        crm.accounts.delete(fund.id or "")
+        assert [x.account_id for x in crm.account_contacts.find()] == [acme.id]
+        deleted = crm.audit_log.find(
+            (F.record_collection == "account_contacts") & (F.action == AuditAction.DELETE)
+        )
+        assert len(deleted) == 3  # each link's deletion is audited, so erasure finds it
+
+    def test_privacy_links_follow_a_merge_and_its_undoing(self, crm: CRM) -> None:
+        acme = crm.accounts.add(Account(name="Acme"))
+        fund = crm.accounts.add(Account(name="Fund"))
+        shop = crm.accounts.add(Account(name="Shop"))
+        ada = crm.contacts.add(Contact(first_name="Ada", last_name="King", account_id=acme.id))
+        dup = crm.contacts.add(Contact(first_name="Ada", last_name="King", account_id=fund.id))
+        a, d = ada.id or "", dup.id or ""
+        rel = crm.relationships
+        rel.link(a, acme.id or "", role="employee")
+        rel.link(d, fund.id or "", role="board_member", label="Chair")  # dup's primary
+        rel.link(d, acme.id or "", role="consultant")  # ada has her own link to acme
+        rel.link(d, shop.id or "", role="owner")
+
+        def state() -> list[tuple[Any, ...]]:
+            return sorted(
+                (x.contact_id, x.account_id, x.role, x.label, x.is_primary)
+                for x in crm.account_contacts.find()
+            )
+
+        before = state()
+        merge = crm.dedupe.merge(a, [d])
+        # dup's links are ada's now (her own link to acme is kept); flags follow her account
+        assert state() == sorted(
+            [
+                (a, acme.id, "employee", None, True),
+                (a, fund.id, "board_member", "Chair", False),
+                (a, shop.id, "owner", None, False),
+            ]
+        )
+        assert rel.accounts_of(a)[0].account_id == acme.id  # primary first
+        crm.dedupe.unmerge(merge.id or "")
+        assert state() == before
+        # an account merge moves the links to the surviving account the same way
+        grace = crm.contacts.add(Contact(first_name="Grace", account_id=fund.id))
+        rel.link(grace.id or "", fund.id or "", role="employee")
+        rel.link(grace.id or "", acme.id or "", role="consultant")
+        before = state()
+        merge = crm.dedupe.merge(acme.id or "", [fund.id or ""])
+        assert crm.contacts.get(grace.id or "").account_id == acme.id
+        assert [(x.account_id, x.role, x.is_primary) for x in rel.accounts_of(grace.id or "")] == [
+            (acme.id, "consultant", True)  # her own link to acme kept, fund's removed
+        ]
+        assert {x.account_id for x in crm.account_contacts.find()} == {acme.id, shop.id}
+        primary = {x.contact_id for x in rel.contacts_of(acme.id or "") if x.is_primary}
+        assert primary == {a, d, grace.id}  # dup is back: her account was fund
+        crm.dedupe.unmerge(merge.id or "")
+        assert state() == before
+
+    def test_privacy_links_in_a_view_need_both_ends_readable(self, crm: CRM) -> None:
+        acme = crm.accounts.add(Account(name="Acme"))
+        bob = crm.users.add(User(name="Bob"))
+        role = crm.roles.add(
+            Role(
+                name="rep",
+                permissions={
+                    "contacts": {"read": "own", "update": "own"},
+                    "accounts": {"read": "own"},
+                    "account_contacts": {"read": "all", "create": "all", "delete": "all"},
+                    "interactions": {"read": "all"},
+                },
+            )
+        )
+        crm.users.update(attrs.evolve(bob, role_ids=(role.id or "",)))
+        mine = crm.accounts.add(Account(name="Mine", owner_id=bob.id))
+        me = crm.contacts.add(Contact(first_name="Mine", owner_id=bob.id))
+        secret = crm.contacts.add(Contact(first_name="Secret"))
+        crm.relationships.link(secret.id or "", mine.id or "", label="Board seat via M&A")
+        crm.relationships.link(me.id or "", acme.id or "")
+        crm.interactions.add(
+            Interaction(kind=InteractionKind.CALL, occurred_at=AT, contact_ids=(secret.id or "",))
+        )
+        view = crm.as_user(bob.id or "")
+        assert view.account_contacts.find() == []
+        assert view.account_contacts.count() == 0
+        hidden = crm.account_contacts.find()
+        with pytest.raises(crmkit.NotFound):
+            view.account_contacts.get(hidden[0].id or "")
+        with pytest.raises(crmkit.NotFound):
+            view.account_contacts.delete(hidden[0].id or "")
+        with pytest.raises((crmkit.NotFound, crmkit.PermissionDenied)):
+            view.account_contacts.add(
+                AccountContact(contact_id=me.id or "", account_id=acme.id or "")
+            )
+        link = view.account_contacts.add(
+            AccountContact(contact_id=me.id or "", account_id=mine.id or "")
+        )
+        assert [x.id for x in view.account_contacts.find()] == [link.id]
+        assert len(crm.account_contacts.find()) == 3
+        # the timeline of bob's account leaves out the calls of a linked contact he may not read
+        assert list(view.timeline(account_id=mine.id)) == []
+        assert len(list(crm.timeline(account_id=mine.id))) == 1
 
     # --- consent --------------------------------------------------------------------------
 

@@ -186,6 +186,9 @@ class CRM:
         self.schema = CustomFields(self)
         self._write_hooks.append(self.schema.validate)
         self._query_hooks.append(self.schema.query)
+        #: What a rolled-back transaction makes stale: the cached definitions, which a
+        #: read inside it may have taken from its uncommitted writes.
+        self._rollback_hooks: list[Callable[[], None]] = [self.schema.refresh]
         self._after_write_hooks.setdefault("field_definitions", []).append(
             AfterWriteHook(self.schema.changed, self.schema.definitions_written)
         )
@@ -310,6 +313,8 @@ class CRM:
             del local.pending[mark:]
             if outer:
                 local.pending = None
+            for hook in self._rollback_hooks:
+                hook()
             raise
         if outer:
             pending, local.pending = local.pending, None

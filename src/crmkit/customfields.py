@@ -9,7 +9,8 @@ Every write of a record, whatever its path (``add``, ``add_many``, ``update``, i
 merges, user views), is checked against its collection's definitions: a value of the wrong
 type, a value outside the choices or a missing required value raises ``ValidationError``
 naming ``contact.custom.<name>`` and nothing is written; a new record that does not set a
-field gets its default. Values are stored in plain JSON forms every backend compares alike:
+field gets its default, and an empty value (``""``, ``None``, an empty list) is no value.
+Values are stored in plain JSON forms every backend compares alike:
 
 ============  ======================================  =====================================
 type          accepted                                stored as
@@ -38,7 +39,8 @@ index on MongoDB; multi-enum fields are not indexed on SQL.
 
 Removing a definition (:meth:`CustomFields.remove_field`) never touches stored values: the
 key becomes undeclared (free-form) again. Defining it again checks the values stored
-under the key first and refuses, naming the records, when some do not fit.
+under the key first and refuses, naming the records, when some do not fit; values that fit
+in another form (text ``"12"`` under an integer field) are rewritten in the field's form.
 """
 
 from __future__ import annotations
@@ -134,6 +136,21 @@ def convert(definition: FieldDefinition, value: Any, where: str) -> Any:
     return items
 
 
+def _compared(definition: FieldDefinition, value: Any, where: str) -> Any:
+    """A value a filter compares with a defined field, in the field's stored form. A date
+    field also takes a datetime, as its day in UTC (what ``within_last()`` compares with)."""
+    try:
+        return convert(definition, value, where)
+    except ValidationError:
+        if definition.type is not FieldType.DATE:
+            raise
+        try:
+            when: dt.datetime = f.to_datetime(value, where, required=True)
+        except ValidationError:
+            raise ValidationError(where, value, "is not a date (YYYY-MM-DD)") from None
+        return when.date().isoformat()
+
+
 def _empty(value: Any) -> bool:
     return value is None or value == () or value == [] or value == ""
 
@@ -172,14 +189,11 @@ class CustomFields:
         if cache is None:
             with self._lock:
                 cache = {}
-                try:
-                    # straight from the store: a repository read would ask the clock,
-                    # and this runs inside the first write's hooks
-                    store = self._crm.backend.store(FieldDefinition)
-                    stored = store.find(Query())
-                except BackendError:
-                    stored = []  # a database from before custom fields: nothing is defined
-                for d in stored:
+                # straight from the store: a repository read would ask the clock, and this
+                # runs inside the first write's hooks. A storage error propagates (and
+                # nothing is cached): writes are not let through unchecked.
+                store = self._crm.backend.store(FieldDefinition)
+                for d in store.find(Query()):
                     cache.setdefault(d.record_collection, {})[d.name] = d
                 self._cache = cache
         return cache
@@ -232,9 +246,12 @@ class CustomFields:
         get the default first). ``indexed`` creates a database index. ``sensitivity``
         (``"personal"``, ``"sensitive"``) marks personal data.
 
-        Values already stored under the key must fit the definition (``required`` applies to
-        later writes only): otherwise ``ValidationError`` names the records, and nothing is
-        defined. Returns the stored definition.
+        Values already stored under the key must fit the definition: otherwise
+        ``ValidationError`` names the records, and nothing is defined. Those that fit in
+        another form are rewritten in the field's form in the same transaction (audited with
+        the reason ``define_field``). ``required`` applies to later writes: a record stored
+        without a value can still be updated (and gets the default). Returns the stored
+        definition.
         """
         entity_type = self._entity(entity)
         collection = entity_type.collection
@@ -269,38 +286,60 @@ class CustomFields:
         if default is not None:
             options["default"] = convert(draft, default, f"{where} default")
             draft = attrs.evolve(draft, options=options)
-        self._check_stored(entity_type, draft, where)
+        recast = self._check_stored(entity_type, draft, where)
         repo = self._crm.repository(FieldDefinition)
-        with self._crm.transaction():
-            existing = repo.first((F.record_collection == collection) & (F.name == name))
-            if existing is None:
-                stored = repo.add(draft)
-            else:
-                stored = repo.update(
-                    attrs.evolve(
-                        draft,
-                        id=existing.id,
-                        version=existing.version,
-                        created_at=existing.created_at,
+        crm = self._crm
+        try:
+            with (
+                crm.transaction(),
+                crm.acting(crm.acting_user, reason=crm.acting_reason or "define_field"),
+            ):
+                existing = repo.first((F.record_collection == collection) & (F.name == name))
+                if existing is None:
+                    stored = repo.add(draft)
+                else:
+                    stored = repo.update(
+                        attrs.evolve(
+                            draft,
+                            id=existing.id,
+                            version=existing.version,
+                            created_at=existing.created_at,
+                        )
                     )
-                )
-            self.refresh()
+                self.refresh()
+                # values stored in another form ("12" under an integer field) are rewritten
+                # in the field's form, so that filters, sorts and sums see them
+                records = crm.repository(entity_type)
+                for id in recast:
+                    records.update(records.get(id))  # the write hook puts it in form
+        finally:
+            self.refresh()  # committed or rolled back, the definitions are read again
         if indexed:
-            self._create_index(entity_type, stored)
+            retyped = existing is not None and existing.type is not kind
+            self._create_index(entity_type, stored, replace=retyped)
         return stored
 
-    def _check_stored(self, entity: type[Entity], definition: FieldDefinition, where: str) -> None:
-        """Refuse a definition the values stored under its key do not fit."""
+    def _check_stored(
+        self, entity: type[Entity], definition: FieldDefinition, where: str
+    ) -> list[str]:
+        """Refuse a definition the values stored under its key do not fit; return the ids
+        of the records whose value it stores in another form (text ``"12"`` under an
+        integer field)."""
         repo = self._crm.repository(entity)
         bad: list[str] = []
+        recast: list[str] = []
         for record in repo.iterate(F(f"custom.{definition.name}").exists()):
             value = record.custom.get(definition.name)  # type: ignore[attr-defined]
             if _empty(value):
+                recast.append(record.id or "")  # an empty value is dropped
                 continue
             try:
-                convert(definition, value, where)
+                checked = convert(definition, value, where)
             except ValidationError:
                 bad.append(record.id or "")
+                continue
+            if checked != value or type(checked) is not type(value):
+                recast.append(record.id or "")
         if bad:
             shown = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
             raise ValidationError(
@@ -309,6 +348,7 @@ class CustomFields:
                 f"does not fit the values stored in {len(bad)} record(s) ({shown}); "
                 "fix or clear them first",
             )
+        return recast
 
     def remove_field(self, entity: type[Entity] | str, name: str) -> bool:
         """Remove the definition of ``entity``'s custom field ``name``; stored values stay
@@ -318,12 +358,15 @@ class CustomFields:
         """
         collection = self._entity(entity).collection
         repo = self._crm.repository(FieldDefinition)
-        with self._crm.transaction():
-            existing = repo.first((F.record_collection == collection) & (F.name == name))
-            if existing is None:
-                return False
-            repo.delete(existing.id or "")
-            self.refresh()
+        try:
+            with self._crm.transaction():
+                existing = repo.first((F.record_collection == collection) & (F.name == name))
+                if existing is None:
+                    return False
+                repo.delete(existing.id or "")
+                self.refresh()
+        finally:
+            self.refresh()  # committed or rolled back, the definitions are read again
         return True
 
     # --- hooks ----------------------------------------------------------------------------
@@ -338,7 +381,14 @@ class CustomFields:
 
     def validate(self, entity: Any, previous: Any | None) -> Any:
         """Write hook: check ``entity.custom`` against its collection's definitions (and give
-        a new record the defaults). Raises ``ValidationError`` naming the field."""
+        a record without a value the default). Raises ``ValidationError`` naming the field.
+
+        An empty value (``None``, ``""``, an empty list) of a defined field is no value: the
+        key is dropped. ``required`` refuses a new record without a value and an update that
+        clears one; a record stored before the field was required (without a value) can
+        still be updated, and gets the default when there is one. Erasing a person
+        (``erased_at`` set) may clear anything.
+        """
         cache = self._cache
         if cache is None:
             cache = self._definitions()
@@ -348,16 +398,23 @@ class CustomFields:
         custom: Mapping[str, Any] = entity.custom
         values: dict[str, Any] | None = None
         prefix = _entity_name(type(entity))
+        erased = getattr(entity, "erased_at", None) is not None
         for name, definition in defs.items():
             value = custom.get(name)
             where = f"{prefix}.custom.{name}"
             if _empty(value):
+                if name in custom:
+                    values = dict(custom) if values is None else values
+                    del values[name]
+                had = previous is not None and not _empty(previous.custom.get(name))
                 default = definition.default
-                if previous is None and default is not None:
+                if erased:
+                    continue
+                if default is not None and not had:
                     values = dict(custom) if values is None else values
                     values[name] = default
-                elif definition.required:
-                    raise ValidationError(where, value, "is required")
+                elif definition.required and (previous is None or had):
+                    raise ValidationError(where, value, "is required (must have a value)")
                 continue
             checked = convert(definition, value, where)
             if checked != value or type(checked) is not type(value):
@@ -402,24 +459,34 @@ class CustomFields:
             if kind is FieldType.MULTI_ENUM
             else definition
         )
-        if kind is FieldType.MULTI_ENUM and expr.op in (Op.LT, Op.LE, Op.GT, Op.GE):
-            raise ValidationError(where, expr.value, "is a list: it cannot be range-compared")
+        if kind is FieldType.MULTI_ENUM and expr.op in (Op.EQ, Op.NE, Op.LT, Op.LE, Op.GT, Op.GE):
+            # as for a list field of the entity (``tags``)
+            raise ValidationError(
+                where,
+                expr.value,
+                f"is a list: use contains(), in_() or exists(), not {expr.op.value}",
+            )
         if expr.op is Op.IN:
-            value: Any = tuple(convert(single, v, where) for v in expr.value)
+            value: Any = tuple(_compared(single, v, where) for v in expr.value)
+            if kind is FieldType.MULTI_ENUM and value:  # any of its elements is one of them
+                return Or(tuple(Cond(expr.field, Op.CONTAINS, v) for v in value))
         else:
-            value = convert(single, expr.value, where)
+            value = _compared(single, expr.value, where)
         return Cond(expr.field, expr.op, value)
 
     # --- indexes --------------------------------------------------------------------------
 
-    def _create_index(self, entity: type[Entity], definition: FieldDefinition) -> None:
-        """Index ``custom.<name>`` in the database (nothing on the memory backend)."""
+    def _create_index(
+        self, entity: type[Entity], definition: FieldDefinition, *, replace: bool = False
+    ) -> None:
+        """Index ``custom.<name>`` in the database (nothing on the memory backend);
+        ``replace``: the field had another type, whose SQL index expression differs."""
         backend = self._crm.backend
         name = definition.name
         if backend.name == "sql":
-            if definition.type is FieldType.MULTI_ENUM:
+            if definition.type is FieldType.MULTI_ENUM and not replace:
                 return
-            _create_sql_index(self._crm, entity, definition)
+            _create_sql_index(self._crm, entity, definition, replace=replace)
         elif backend.name == "mongo":
             from pymongo import ASCENDING
 
@@ -430,7 +497,9 @@ class CustomFields:
                 raise BackendError(f"cannot index custom.{name}: {exc}") from exc
 
 
-def _create_sql_index(crm: CRM, entity: type[Entity], definition: FieldDefinition) -> None:
+def _create_sql_index(
+    crm: CRM, entity: type[Entity], definition: FieldDefinition, *, replace: bool = False
+) -> None:
     import sqlalchemy as sa
 
     from crmkit.backends.sql.backend import SqlBackend, translate_errors
@@ -455,6 +524,10 @@ def _create_sql_index(crm: CRM, entity: type[Entity], definition: FieldDefinitio
         sql = expr.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True})
         prep = conn.dialect.identifier_preparer
         name = prep.quote(f"ix_{table.name}_custom_{definition.name}")
+        if replace:  # an index of the old type's expression would never be used again
+            conn.exec_driver_sql(f"DROP INDEX IF EXISTS {name}")
+        if definition.type is FieldType.MULTI_ENUM:
+            return
         # built as text rather than with sa.Index, which would attach the index to the
         # shared table metadata (and so to every later create_all)
         conn.exec_driver_sql(

@@ -300,7 +300,10 @@ def to_datetime(value: Any, where: str, *, required: bool = False) -> Any:
         raise ValidationError(
             where, value, "must be timezone-aware (naive datetimes are ambiguous)"
         )
-    value = value.astimezone(dt.UTC)
+    try:
+        value = value.astimezone(dt.UTC)
+    except OverflowError:  # its UTC time falls before year 1 or after 9999
+        raise ValidationError(where, value, "is out of range in UTC") from None
     return value.replace(microsecond=value.microsecond // 1000 * 1000)
 
 
@@ -366,7 +369,20 @@ def to_plain(value: Any, where: str) -> Any:
         if any(v is None or isinstance(v, tuple) for v in items):
             raise ValidationError(where, value, "lists may only hold text, numbers or booleans")
         return items
-    raise ValidationError(where, value, "must be text, a number, a boolean or a list of those")
+    # the values a typed custom field accepts (crmkit.customfields), in the text forms it
+    # stores them in: a date, an aware datetime (in UTC, milliseconds), an exact decimal
+    if isinstance(value, dt.datetime):
+        when = to_datetime(value, where)
+        return when.isoformat(timespec="milliseconds")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise ValidationError(where, value, "must be a finite number")
+        return str(value)
+    raise ValidationError(
+        where, value, "must be text, a number, a boolean, a date, a datetime or a list of those"
+    )
 
 
 def to_json(value: Any, where: str) -> Any:

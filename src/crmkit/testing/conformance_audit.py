@@ -16,6 +16,7 @@ import pytest
 
 import crmkit
 from crmkit import CRM, Contact, Role, User
+from crmkit.aggregation import Metric
 from crmkit.entities import FieldType, LifecycleStage
 from crmkit.query import F
 
@@ -397,6 +398,122 @@ class AuditConformance:
             crm.contacts.find(F.custom.score == "lots")
         with pytest.raises(crmkit.ValidationError, match=r"contact\.custom\.since"):
             crm.contacts.find(F.custom.since > "soon")
+
+    def test_custom_field_empty_values_are_no_values(self, crm: CRM) -> None:
+        crm.schema.define_field("contacts", "score", "integer")
+        crm.schema.define_field("contacts", "tier", "enum", choices=["gold"], default="gold")
+        blank = crm.contacts.add(Contact(first_name="Blank", custom={"score": "", "tier": ""}))
+        assert dict(blank.custom) == {"tier": "gold"}  # dropped; a new record gets the default
+        crm.contacts.add(Contact(first_name="Real", custom={"score": 5}))
+        assert crm.contacts.count(F.custom.score.exists()) == 1
+        assert [c.first_name for c in crm.contacts.find(order_by="custom.score")] == [
+            "Real",
+            "Blank",
+        ]
+        assert crm.contacts.aggregate(metrics=[Metric("sum", "custom.score")]) == [
+            {"sum_custom.score": 5}
+        ]
+        cleared = crm.contacts.update(attrs.evolve(blank, custom={"score": None, "tier": "gold"}))
+        assert dict(cleared.custom) == {"tier": "gold"}
+
+    def test_custom_field_required_applies_to_new_values_and_spares_erasure(self, crm: CRM) -> None:
+        old = crm.contacts.add(Contact(first_name="Old", emails=("old@example.com",)))
+        crm.schema.define_field("contacts", "region", "text", required=True, default="EU")
+        crm.schema.define_field(
+            "contacts", "birthday", "date", required=True, sensitivity="sensitive"
+        )
+        with pytest.raises(crmkit.ValidationError, match=r"contact\.custom\.birthday"):
+            crm.contacts.add(Contact(first_name="New"))
+        # a record from before: it can still be changed, and gets the default
+        updated = crm.contacts.update(attrs.evolve(old, title="Engineer"))
+        assert dict(updated.custom) == {"region": "EU"}
+        ada = crm.contacts.add(
+            Contact(
+                first_name="Ada", emails=("ada@example.com",), custom={"birthday": "1815-12-10"}
+            )
+        )
+        with pytest.raises(crmkit.ValidationError, match=r"contact\.custom\.birthday"):
+            crm.contacts.update(attrs.evolve(ada, custom={**ada.custom, "birthday": None}))
+        crm.privacy.erase(ada.id or "")
+        erased = crm.contacts.get(ada.id or "")
+        assert "birthday" not in erased.custom
+        assert erased.emails == ()
+
+    def test_custom_field_definition_puts_stored_values_in_its_form(self, crm: CRM) -> None:
+        # values stored while the key was free-form are rewritten in the defined form, so
+        # that filters, sorting and sums treat them like values written afterwards
+        old = crm.contacts.add(Contact(first_name="Old", custom={"score": "12", "vip": "no"}))
+        crm.contacts.add(Contact(first_name="Blank", custom={"score": ""}))
+        crm.schema.define_field("contacts", "score", "integer")
+        crm.schema.define_field("contacts", "vip", "boolean")
+        new = crm.contacts.add(Contact(first_name="New", custom={"score": 3, "vip": True}))
+        assert crm.contacts.get(old.id or "").custom == {"score": 12, "vip": False}
+        assert crm.contacts.count(F.custom.score > 5) == 1
+        assert [c.first_name for c in crm.contacts.find(order_by="-custom.score")][:2] == [
+            "Old",
+            "New",
+        ]
+        assert crm.contacts.aggregate(metrics=[Metric("sum", "custom.score")]) == [
+            {"sum_custom.score": 15}
+        ]
+        assert [c.id for c in crm.contacts.find(F.custom.vip == True)] == [new.id]  # noqa: E712
+        rewritten = crm.audit.history(old.id or "", limit=1)[0]
+        assert rewritten.reason == "define_field"
+
+    def test_custom_field_definitions_roll_back_with_their_transaction(self, crm: CRM) -> None:
+        crm.schema.define_field("contacts", "score", "integer")
+
+        def redefine() -> None:
+            with crm.transaction():
+                crm.schema.define_field("contacts", "tier", "enum", choices=["gold"])
+                crm.schema.remove_field("contacts", "score")
+                crm.contacts.add(Contact(first_name="Inside", custom={"tier": "gold"}))
+                raise _Boom
+
+        with pytest.raises(_Boom):
+            redefine()
+        assert [d.name for d in crm.schema.fields("contacts")] == ["score"]
+        crm.contacts.add(Contact(first_name="After", custom={"tier": "bronze"}))  # free-form
+        with pytest.raises(crmkit.ValidationError, match=r"contact\.custom\.score"):
+            crm.contacts.add(Contact(first_name="After", custom={"score": "lots"}))
+
+    def test_custom_field_typed_values_and_list_comparisons(self, crm: CRM) -> None:
+        s = crm.schema
+        s.define_field("contacts", "since", "date")
+        s.define_field("contacts", "seen", "datetime")
+        s.define_field("contacts", "spend", "decimal")
+        s.define_field("contacts", "topics", "multi_enum", choices=["api", "sso", "billing"])
+        seen = dt.datetime(2024, 1, 2, 13, tzinfo=dt.timezone(dt.timedelta(hours=1)))
+        ada = crm.contacts.add(
+            Contact(
+                first_name="Ada",
+                custom={
+                    "since": dt.date(2024, 1, 2),
+                    "seen": seen,
+                    "spend": Decimal("1.5"),
+                    "topics": ["api", "sso"],
+                },
+            )
+        )
+        assert dict(ada.custom) == {
+            "since": "2024-01-02",
+            "seen": "2024-01-02T12:00:00.000+00:00",
+            "spend": 1.5,
+            "topics": ("api", "sso"),
+        }
+        crm.contacts.add(Contact(first_name="Ben", custom={"topics": ["billing"]}))
+        assert crm.contacts.count(F.custom.topics.in_(["sso", "billing"])) == 2
+        assert crm.contacts.count(F.custom.topics.in_(["api"])) == 1
+        for bad in (F.custom.topics == "api", F.custom.topics != "api"):
+            with pytest.raises(crmkit.ValidationError, match="is a list"):
+                crm.contacts.find(bad)
+        # a date field compared with a point in time compares with its day
+        assert crm.contacts.count(F.custom.since.within_last(dt.timedelta(days=36500))) == 1
+        edge = dt.datetime(9999, 12, 31, 23, tzinfo=dt.timezone(dt.timedelta(hours=-5)))
+        with pytest.raises(crmkit.ValidationError, match=r"contact\.custom\.seen"):
+            crm.contacts.add(Contact(first_name="Far", custom={"seen": edge}))
+        with pytest.raises(crmkit.ValidationError, match=r"custom\.seen"):
+            crm.contacts.find(F.custom.seen > edge)
 
     def test_custom_field_removal_keeps_data(self, crm: CRM) -> None:
         crm.schema.define_field("contacts", "tier", "enum", choices=["gold", "silver"])

@@ -184,16 +184,25 @@ class CustomFields:
             raise ValidationError("entity", entity, "has no custom fields")
         return entity_type
 
-    def _definitions(self) -> dict[str, dict[str, FieldDefinition]]:
+    def _definitions(self, *, reading: bool = False) -> dict[str, dict[str, FieldDefinition]]:
+        """The definitions by collection and name, cached. A storage error propagates to a
+        write (and nothing is cached), so that writes are never let through unchecked; a
+        read (``reading``) goes on as if nothing were defined, so that a database from
+        before custom fields (``upgrade_schema`` not run yet) can still be read."""
         cache = self._cache
         if cache is None:
             with self._lock:
                 cache = {}
                 # straight from the store: a repository read would ask the clock, and this
-                # runs inside the first write's hooks. A storage error propagates (and
-                # nothing is cached): writes are not let through unchecked.
+                # runs inside the first write's hooks
                 store = self._crm.backend.store(FieldDefinition)
-                for d in store.find(Query()):
+                try:
+                    stored = store.find(Query())
+                except BackendError:
+                    if reading:
+                        return {}
+                    raise
+                for d in stored:
                     cache.setdefault(d.record_collection, {})[d.name] = d
                 self._cache = cache
         return cache
@@ -203,7 +212,7 @@ class CustomFields:
         field but multi-enums)."""
         cache = self._cache
         if cache is None:
-            cache = self._definitions()
+            cache = self._definitions(reading=True)
         defs = cache.get(entity.collection)
         if not defs:
             return frozenset()
@@ -315,7 +324,9 @@ class CustomFields:
         finally:
             self.refresh()  # committed or rolled back, the definitions are read again
         if indexed:
-            retyped = existing is not None and existing.type is not kind
+            # an index left by the field's earlier definition (removed, or of another type)
+            # may be of another type's expression
+            retyped = existing is None or existing.type is not kind
             self._create_index(entity_type, stored, replace=retyped)
         return stored
 
@@ -384,10 +395,11 @@ class CustomFields:
         a record without a value the default). Raises ``ValidationError`` naming the field.
 
         An empty value (``None``, ``""``, an empty list) of a defined field is no value: the
-        key is dropped. ``required`` refuses a new record without a value and an update that
-        clears one; a record stored before the field was required (without a value) can
-        still be updated, and gets the default when there is one. Erasing a person
-        (``erased_at`` set) may clear anything.
+        key is dropped. A new record without a value gets the default; an update never
+        brings a cleared optional value back. ``required`` refuses a new record without a
+        value and an update that clears one; a record stored before the field was required
+        (without a value) can still be updated, and gets the default when there is one.
+        Erasing a person (:meth:`crmkit.privacy.Privacy.erase`) may clear anything.
         """
         cache = self._cache
         if cache is None:
@@ -398,7 +410,7 @@ class CustomFields:
         custom: Mapping[str, Any] = entity.custom
         values: dict[str, Any] | None = None
         prefix = _entity_name(type(entity))
-        erased = getattr(entity, "erased_at", None) is not None
+        erasing = self._crm.privacy.erasing
         for name, definition in defs.items():
             value = custom.get(name)
             where = f"{prefix}.custom.{name}"
@@ -406,10 +418,10 @@ class CustomFields:
                 if name in custom:
                     values = dict(custom) if values is None else values
                     del values[name]
+                if erasing or not (previous is None or definition.required):
+                    continue  # an optional value cleared stays cleared
                 had = previous is not None and not _empty(previous.custom.get(name))
                 default = definition.default
-                if erased:
-                    continue
                 if default is not None and not had:
                     values = dict(custom) if values is None else values
                     values[name] = default
@@ -429,7 +441,7 @@ class CustomFields:
         defined custom fields."""
         cache = self._cache
         if cache is None:
-            cache = self._definitions()
+            cache = self._definitions(reading=True)
         defs = cache.get(entity.collection)
         if not defs:
             return expr

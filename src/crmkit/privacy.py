@@ -453,85 +453,102 @@ class Privacy:
         already erased contact erases what was added since. Raises ``NotFound``.
         """
         crm = self._crm
-        with crm.transaction(), crm.acting(crm.acting_user, reason=reason or "erasure"):
-            contact = crm.contacts.get(contact_id)
-            related = self._related(contact_id)
-            emails, phones = set(contact.emails), set(contact.phones)
-            names = {contact.first_name or "", contact.last_name or "", contact.name}
-            for merge in related["merges"]:
-                only = _only(merge, contact_id)
-                self._identifiers(merge.snapshot, emails, phones, names, only=only)
-            # the emails and phones the person's record held before (not those an undone
-            # merge had brought from someone else)
-            others = _others_identifiers(related["merges"], contact_id)
-            self._identifiers_in_audit(
-                {contact_id} | _same_person(related["merges"]), emails, phones, others
-            )
-            for item in related["interactions"]:
-                for who in getattr(item, "participants", ()):
-                    if getattr(who, "contact_id", None) == contact_id:
-                        emails.add(getattr(who, "address", "") or "")
-                        names.add(getattr(who, "name", "") or "")
-            emails.discard("")
-            redactor = _Redactor(emails, phones, names, contact_id)
-            # the duplicates merged into the contact were the same person (their records
-            # are gone; their audit entries are not); a merge that was undone said they
-            # were not
-            merged = _same_person(related["merges"])
-            touched: dict[str, set[str]] = {"contacts": {contact_id} | merged}
-
-            def touch(collection: str, entity: Entity) -> None:
-                touched.setdefault(collection, set()).add(entity.id or "")
-
-            # mentions of the person in interactions they are not linked to
-            mention = None
-            for term in sorted(emails | phones):
-                part = F.body.contains(term) | F.subject.contains(term)
-                mention = part if mention is None else mention | part
-            linked = {i.id for i in related["interactions"]}
-            mentions = [] if mention is None else crm.interactions.find(mention)
-            for item in related["interactions"] + [m for m in mentions if m.id not in linked]:
-                wipe = item.contact_ids == (contact_id,)
-                self._rewrite(crm.interactions, item, redactor, wipe=wipe)
-                touch("interactions", item)
-            for name in ("tasks", "tickets", "deals", "account_links", "campaign_memberships"):
-                repo = crm.repository(_TYPES[name])
-                for record in related[name]:
-                    self._rewrite(repo, record, redactor, wipe=False)
-                    touch(repo.entity.collection, record)
-            # the person's own orders and survey answers: the personal fields (name, email,
-            # address, comment) are emptied; amounts, lines, dates and scores stay
-            for name in ("orders", "survey_responses"):
-                repo = crm.repository(_TYPES[name])
-                for record in related[name]:
-                    self._rewrite(repo, record, redactor, wipe=True)
-                    touch(repo.entity.collection, record)
-            for change in self._stage_changes(touched):
-                self._rewrite(crm.stage_changes, change, redactor, wipe=False)
-                touch("stage_changes", change)
-            snapshots: dict[str, str | None] = {}  # merge id -> whose documents to erase
-            for merge in related["merges"]:
-                only = snapshots[merge.id or ""] = _only(merge, contact_id)
-                snapshot = self._erase_document(merge.snapshot, redactor, only=only)
-                if snapshot != merge.snapshot:
-                    crm.repository(MergeRecord).update(attrs.evolve(merge, snapshot=snapshot))
-                touch("merges", merge)
-            for segment in crm.segments.iterate():
-                members = tuple(m for m in segment.member_ids if m != contact_id)
-                rule = redactor.deep(segment.rule)
-                if members != segment.member_ids or rule != segment.rule:
-                    crm.segments.update(attrs.evolve(segment, member_ids=members, rule=rule))
-                    touch("segments", segment)
-            tombstone = self._tombstone(crm.contacts.get(contact_id), redactor)
-            tombstone = crm.contacts.update(tombstone)
-            self.suppress(emails=emails, phones=phones)
-            # records linked to the person and deleted before: their audit entries remain
-            for collection, ids in self._deleted_links({contact_id} | merged).items():
-                touched.setdefault(collection, set()).update(ids)
-            # last: the audit entries of every write above included
-            for collection, ids in touched.items():
-                self._scrub_audit(collection, ids, redactor, snapshots=snapshots)
+        local = self._local
+        local.erasing = getattr(local, "erasing", 0) + 1
+        try:
+            with crm.transaction(), crm.acting(crm.acting_user, reason=reason or "erasure"):
+                tombstone = self._erase(contact_id)
+        finally:
+            local.erasing -= 1
         self._purge_storage()
+        return tombstone
+
+    @property
+    def erasing(self) -> bool:
+        """Whether this thread is inside :meth:`erase` (the custom fields' ``required``
+        rule gives way to it)."""
+        return bool(getattr(self._local, "erasing", 0))
+
+    def _erase(self, contact_id: str) -> Contact:
+        """The writes of :meth:`erase`, inside its transaction; returns the tombstone."""
+        crm = self._crm
+        contact = crm.contacts.get(contact_id)
+        related = self._related(contact_id)
+        emails, phones = set(contact.emails), set(contact.phones)
+        names = {contact.first_name or "", contact.last_name or "", contact.name}
+        for merge in related["merges"]:
+            only = _only(merge, contact_id)
+            self._identifiers(merge.snapshot, emails, phones, names, only=only)
+        # the emails and phones the person's record held before (not those an undone
+        # merge had brought from someone else)
+        others = _others_identifiers(related["merges"], contact_id)
+        self._identifiers_in_audit(
+            {contact_id} | _same_person(related["merges"]), emails, phones, others
+        )
+        for item in related["interactions"]:
+            for who in getattr(item, "participants", ()):
+                if getattr(who, "contact_id", None) == contact_id:
+                    emails.add(getattr(who, "address", "") or "")
+                    names.add(getattr(who, "name", "") or "")
+        emails.discard("")
+        redactor = _Redactor(emails, phones, names, contact_id)
+        # the duplicates merged into the contact were the same person (their records
+        # are gone; their audit entries are not); a merge that was undone said they
+        # were not
+        merged = _same_person(related["merges"])
+        touched: dict[str, set[str]] = {"contacts": {contact_id} | merged}
+
+        def touch(collection: str, entity: Entity) -> None:
+            touched.setdefault(collection, set()).add(entity.id or "")
+
+        # mentions of the person in interactions they are not linked to
+        mention = None
+        for term in sorted(emails | phones):
+            part = F.body.contains(term) | F.subject.contains(term)
+            mention = part if mention is None else mention | part
+        linked = {i.id for i in related["interactions"]}
+        mentions = [] if mention is None else crm.interactions.find(mention)
+        for item in related["interactions"] + [m for m in mentions if m.id not in linked]:
+            wipe = item.contact_ids == (contact_id,)
+            self._rewrite(crm.interactions, item, redactor, wipe=wipe)
+            touch("interactions", item)
+        for name in ("tasks", "tickets", "deals", "account_links", "campaign_memberships"):
+            repo = crm.repository(_TYPES[name])
+            for record in related[name]:
+                self._rewrite(repo, record, redactor, wipe=False)
+                touch(repo.entity.collection, record)
+        # the person's own orders and survey answers: the personal fields (name, email,
+        # address, comment) are emptied; amounts, lines, dates and scores stay
+        for name in ("orders", "survey_responses"):
+            repo = crm.repository(_TYPES[name])
+            for record in related[name]:
+                self._rewrite(repo, record, redactor, wipe=True)
+                touch(repo.entity.collection, record)
+        for change in self._stage_changes(touched):
+            self._rewrite(crm.stage_changes, change, redactor, wipe=False)
+            touch("stage_changes", change)
+        snapshots: dict[str, str | None] = {}  # merge id -> whose documents to erase
+        for merge in related["merges"]:
+            only = snapshots[merge.id or ""] = _only(merge, contact_id)
+            snapshot = self._erase_document(merge.snapshot, redactor, only=only)
+            if snapshot != merge.snapshot:
+                crm.repository(MergeRecord).update(attrs.evolve(merge, snapshot=snapshot))
+            touch("merges", merge)
+        for segment in crm.segments.iterate():
+            members = tuple(m for m in segment.member_ids if m != contact_id)
+            rule = redactor.deep(segment.rule)
+            if members != segment.member_ids or rule != segment.rule:
+                crm.segments.update(attrs.evolve(segment, member_ids=members, rule=rule))
+                touch("segments", segment)
+        tombstone = self._tombstone(crm.contacts.get(contact_id), redactor)
+        tombstone = crm.contacts.update(tombstone)
+        self.suppress(emails=emails, phones=phones)
+        # records linked to the person and deleted before: their audit entries remain
+        for collection, ids in self._deleted_links({contact_id} | merged).items():
+            touched.setdefault(collection, set()).update(ids)
+        # last: the audit entries of every write above included
+        for collection, ids in touched.items():
+            self._scrub_audit(collection, ids, redactor, snapshots=snapshots)
         return tombstone
 
     @staticmethod

@@ -862,3 +862,39 @@ def test_custom_field_expression_index_is_used(
             plan = "\n".join(row[0] for row in rows)
             assert "Seq Scan" not in plan, plan
     assert index in plan, plan
+
+
+def test_postgres_custom_field_index_follows_a_new_type(postgres_url: str) -> None:
+    # PostgreSQL indexes a number's expression (a cast) unlike a text's: a field removed and
+    # defined again with another type gets an index its filters can use
+    crm = crmkit.connect(postgres_url, prefix="cfr_")
+    try:
+        crm.schema.define_field("contacts", "score", "text", indexed=True)
+        crm.schema.remove_field("contacts", "score")
+        crm.schema.define_field("contacts", "score", "integer", indexed=True)
+        engine = _backend(crm).engine
+        assert engine is not None
+        with engine.connect() as conn:
+            (definition,) = conn.exec_driver_sql(
+                "SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_cfr_contacts_custom_score'"
+            ).scalars()
+        assert "numeric" in definition.lower()
+    finally:
+        _backend(crm).drop_schema()
+        crm.close()
+
+
+def test_a_database_without_custom_field_definitions_can_be_read(tmp_path: pathlib.Path) -> None:
+    # a database from before custom fields (upgrade_schema not run): reads go on as if
+    # nothing were defined, writes are not let through unchecked
+    crm = crmkit.connect(f"sqlite:///{tmp_path / 'crm.db'}")
+    crm.contacts.add(crmkit.Contact(first_name="Ada"))
+    engine = _backend(crm).engine
+    assert engine is not None
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE crm_field_definitions")
+    crm.schema.refresh()
+    assert [c.first_name for c in crm.contacts.find(order_by="first_name")] == ["Ada"]
+    with pytest.raises(crmkit.BackendError, match="field_definitions"):
+        crm.contacts.add(crmkit.Contact(first_name="Bob"))
+    assert crm.contacts.count() == 1

@@ -369,8 +369,9 @@ def to_plain(value: Any, where: str) -> Any:
         if any(v is None or isinstance(v, tuple) for v in items):
             raise ValidationError(where, value, "lists may only hold text, numbers or booleans")
         return items
-    # the values a typed custom field accepts (crmkit.customfields), in the text forms it
-    # stores them in: a date, an aware datetime (in UTC, milliseconds), an exact decimal
+    # the values a typed custom field accepts (crmkit.customfields), in the forms it stores
+    # them in: a date, an aware datetime (ISO text in UTC, milliseconds), a decimal (a
+    # whole number, else a float: what a decimal field stores)
     if isinstance(value, dt.datetime):
         when = to_datetime(value, where)
         return when.isoformat(timespec="milliseconds")
@@ -379,7 +380,7 @@ def to_plain(value: Any, where: str) -> Any:
     if isinstance(value, Decimal):
         if not value.is_finite():
             raise ValidationError(where, value, "must be a finite number")
-        return str(value)
+        return to_plain(int(value) if value == value.to_integral_value() else float(value), where)
     raise ValidationError(
         where, value, "must be text, a number, a boolean, a date, a datetime or a list of those"
     )

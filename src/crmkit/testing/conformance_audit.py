@@ -15,9 +15,9 @@ import attrs
 import pytest
 
 import crmkit
-from crmkit import CRM, Contact, Role, User
+from crmkit import CRM, Contact, Interaction, Role, User
 from crmkit.aggregation import Metric
-from crmkit.entities import FieldType, LifecycleStage
+from crmkit.entities import FieldType, InteractionKind, LifecycleStage
 from crmkit.query import F
 
 __all__ = ["AuditConformance"]
@@ -438,6 +438,44 @@ class AuditConformance:
         erased = crm.contacts.get(ada.id or "")
         assert "birthday" not in erased.custom
         assert erased.emails == ()
+
+    def test_custom_field_erasure_clears_required_personal_fields_everywhere(
+        self, crm: CRM
+    ) -> None:
+        crm.schema.define_field(
+            "interactions", "caller", "text", required=True, sensitivity="personal"
+        )
+        ann = crm.contacts.add(Contact(first_name="Ann", emails=("ann@example.com",)))
+        call = crm.interactions.add(
+            Interaction(
+                kind=InteractionKind.CALL,
+                occurred_at=dt.datetime(2024, 5, 1, tzinfo=dt.UTC),
+                contact_ids=(ann.id or "",),
+                custom={"caller": "Ann"},
+            )
+        )
+        crm.privacy.erase(ann.id or "")
+        assert "caller" not in crm.interactions.get(call.id or "").custom
+        assert crm.contacts.get(ann.id or "").emails == ()
+        assert not crm.privacy.erasing
+
+    def test_custom_field_cleared_optional_value_stays_cleared(self, crm: CRM) -> None:
+        crm.schema.define_field(
+            "contacts", "tier", "enum", choices=["gold", "silver"], default="silver"
+        )
+        ada = crm.contacts.add(Contact(first_name="Ada"))
+        assert ada.custom == {"tier": "silver"}
+        cleared = crm.contacts.update(attrs.evolve(ada, custom={}))
+        assert cleared.custom == {}
+        assert crm.contacts.update(attrs.evolve(cleared, title="CTO")).custom == {}
+
+    def test_custom_field_decimals_are_stored_as_numbers(self, crm: CRM) -> None:
+        crm.schema.define_field("contacts", "seats", "integer")
+        ada = crm.contacts.add(
+            Contact(first_name="Ada", custom={"price": Decimal("19.99"), "seats": Decimal("12.0")})
+        )
+        assert dict(ada.custom) == {"price": 19.99, "seats": 12}
+        assert crm.contacts.count(F.custom.price > 10) == 1
 
     def test_custom_field_definition_puts_stored_values_in_its_form(self, crm: CRM) -> None:
         # values stored while the key was free-form are rewritten in the defined form, so

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from crmkit.dedupe.snapshot import mask_snapshot, snapshot_collections, without_paths
+from crmkit.dedupe.snapshot import without_paths
 from crmkit.entities import AuditAction, AuditEntry, Entity, FrozenDict, MergeRecord
 from crmkit.entities import _fields as f
 from crmkit.entities._base import stamped
@@ -486,19 +486,16 @@ class ScopedAuditTrail:
         return [_mask_snapshots(e, masking) for e in entries] if masking else entries
 
     def _snapshot_mask(self, record: Entity) -> Callable[[Any], Any] | None:
-        """For a merge record whose snapshots hold what the user may not see (hidden fields
-        of the merged records, or of the related records it re-pointed or removed, or
-        records of a collection the user may not read), what masks a snapshot value;
-        ``None`` otherwise."""
+        """For a merge record, what masks a snapshot value as the user may see it (see
+        :meth:`crmkit.permissions.UserView.mask_snapshot`); ``None`` for other records and
+        for an administrator, who sees everything."""
         if not isinstance(record, MergeRecord):
             return None
-        grants, kept = self._view.grants, record.record_collection
-        if all(
-            grants.may_read(c) and not grants.hidden_fields(c)
-            for c in snapshot_collections(record.snapshot, kept)
-        ):
+        view = self._view
+        if view.user.admin and view.user.active:
             return None
-        return lambda snapshot: mask_snapshot(snapshot, kept, grants.hidden_fields, grants.may_read)
+        kept = record.record_collection
+        return lambda snapshot: view.mask_snapshot(snapshot, kept)
 
     def field_history(
         self, record_id: str, field: str, *, collection: str | None = None

@@ -431,10 +431,7 @@ class ScopedRepository(Generic[E]):
         hidden = self._view.grants.hidden_fields(self._collection)
         masked = mask(entity, hidden) if hidden else entity
         if isinstance(masked, MergeRecord):  # its snapshots hold the merged records
-            grants = self._view.grants
-            snapshot = mask_snapshot(
-                masked.snapshot, masked.record_collection, grants.hidden_fields, grants.may_read
-            )
+            snapshot = self._view.mask_snapshot(masked.snapshot, masked.record_collection)
             if snapshot is not masked.snapshot:
                 masked = attrs.evolve(masked, snapshot=snapshot)
         return masked
@@ -881,6 +878,32 @@ class UserView:
             return self._repositories[name]
         except KeyError:
             raise ValidationError("collection", entity, "is not visible in a user view") from None
+
+    def mask_snapshot(self, snapshot: Any, collection: str) -> Any:
+        """A merge snapshot (of records of ``collection``) as this user may see it: hidden
+        fields left out, and of each record the user may not read (a merged one, a related
+        one the merge re-pointed or removed) only its id."""
+        if self.user.admin and self.user.active:
+            return snapshot
+        return mask_snapshot(snapshot, collection, self.grants.hidden_fields, self._may_read)
+
+    def _may_read(self, collection: str, document: Mapping[str, Any]) -> bool:
+        """Whether this user may read the record a snapshot document is of: a stored record
+        is looked up through the view; one the merge deleted (a duplicate, a removed
+        membership) is judged from the document, by the rules of its repository."""
+        if not self.grants.may_read(collection) or collection not in self._repositories:
+            return False
+        repo = self._repositories[collection]
+        id = document.get("id")
+        if isinstance(id, str) and self.crm.repository(collection).exists(F.id == id):
+            return repo.exists(F.id == id)
+        from crmkit.dedupe.snapshot import from_document
+
+        try:
+            record = from_document(repo.entity, document)
+        except ValidationError:
+            return False
+        return repo._allows(record, Action.READ)
 
     @contextmanager
     def transaction(self) -> Iterator[None]:

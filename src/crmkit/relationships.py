@@ -119,8 +119,11 @@ class Relationships:
                         **changes,
                     )
                 )
+            elif changes or existing.is_primary != (contact.account_id == account_id):
+                # (a flag that disagrees, stored by an older crmkit, is put right by the hook)
+                stored = links.update(attrs.evolve(existing, **changes))
             else:
-                stored = links.update(attrs.evolve(existing, **changes)) if changes else existing
+                stored = existing
         return stored
 
     def unlink(self, contact_id: str, account_id: str) -> None:
@@ -161,22 +164,44 @@ class Relationships:
     # --- the rules of links, kept on every write --------------------------------------------
 
     def __call__(self, entity: Any, previous: Any | None, /) -> Any:
-        """The write hook of links: their contact and account exist, and ``is_primary``
-        agrees with the contact's ``account_id`` (``ValidationError`` otherwise)."""
+        """The write hook of links (``ValidationError`` otherwise, nothing written).
+
+        A link that joins a contact and an account anew (a new link, or one moved to
+        other records) must name an existing contact and account that no other stored
+        link joins. ``is_primary`` must agree with the contact's ``account_id``: a write
+        that sets a disagreeing flag is refused, and a write that leaves the flag as it
+        was (a label changed on a link stored by an older crmkit) has it put right.
+        """
         if not isinstance(entity, AccountContact):
             return entity
         crm = self._crm
+        joins = self.pair_written(entity, previous)
         try:
             contact = crm.contacts.get(entity.contact_id)
         except NotFound:
+            if not joins:  # a link left by an older crmkit: its rewrite (erasure) goes on
+                return entity
             raise ValidationError(
                 "accountcontact.contact_id", entity.contact_id, "names no contact"
             ) from None
-        if not crm.accounts.exists(F.id == entity.account_id):
-            raise ValidationError(
-                "accountcontact.account_id", entity.account_id, "names no account"
+        if joins:
+            if not crm.accounts.exists(F.id == entity.account_id):
+                raise ValidationError(
+                    "accountcontact.account_id", entity.account_id, "names no account"
+                )
+            other = crm.account_contacts.first(
+                (F.contact_id == entity.contact_id) & (F.account_id == entity.account_id)
             )
-        if entity.is_primary != (contact.account_id == entity.account_id):
+            if other is not None and other.id != entity.id:
+                raise ValidationError(
+                    "accountcontact",
+                    {"contact_id": entity.contact_id, "account_id": entity.account_id},
+                    f"joins a contact and an account another link joins already ({other.id})",
+                )
+        primary = contact.account_id == entity.account_id
+        if entity.is_primary != primary:
+            if previous is not None and entity.is_primary == previous.is_primary:
+                return attrs.evolve(entity, is_primary=primary)
             raise ValidationError(
                 "accountcontact.is_primary",
                 entity.is_primary,
@@ -203,7 +228,8 @@ class Relationships:
 
     def check_pairs(self, pairs: Sequence[tuple[Any, Any | None]]) -> None:
         """After links are written: no two links join the same contact and account
-        (``ValidationError``, the write rolled back). One query for a batch."""
+        (``ValidationError``, the write rolled back). One query for a batch: what the
+        write hook cannot see, two new links of one batch joining the same records."""
         written = {(s.contact_id, s.account_id) for s, _ in pairs}
         contacts = sorted({c for c, _ in written})
         seen: dict[tuple[str, str], str] = {}

@@ -642,13 +642,17 @@ class DedupeService:
     def _restore(self, entity: type[Entity], document: dict[str, Any]) -> None:
         from crmkit.dedupe.snapshot import from_document
 
-        restored = self._fitted(from_document(entity, document))
-        try:  # custom fields defined since the merge hold the record back as on any write
+        restored = from_document(entity, document)
+        try:
+            restored = self._fitted(restored)
+            # custom fields defined since the merge hold the record back as on any write
             restored = self._crm.schema.validate(restored, restored)
-        except ValidationError as exc:
+            if isinstance(restored, AccountContact):  # its contact and account still there
+                self._crm.relationships(restored, None)
+        except (ValidationError, NotFound) as exc:
             raise ConflictError(
-                f"the merge cannot be undone: {entity.collection} {restored.id!r} does not fit "
-                f"the custom fields defined since ({exc})"
+                f"the merge cannot be undone: {entity.collection} {restored.id!r} cannot be "
+                f"restored as it was ({exc})"
             ) from None
         self._crm.backend.store(entity).insert([restored])
         self._crm.audit.record(

@@ -26,7 +26,6 @@ __all__ = [
     "from_document",
     "mask_snapshot",
     "plain",
-    "snapshot_collections",
     "to_document",
     "without_paths",
 ]
@@ -84,41 +83,34 @@ def mask_snapshot(
     snapshot: Any,
     collection: str,
     hidden: Callable[[str], frozenset[str]],
-    readable: Callable[[str], bool],
+    readable: Callable[[str, Mapping[str, Any]], bool],
 ) -> Any:
     """A merge snapshot (:class:`~crmkit.entities.MergeRecord`) without what a user may not
-    see: ``hidden(c)`` names the field paths hidden from them in collection ``c``, and of a
-    collection where ``readable(c)`` is false only record ids are left.
+    see: ``hidden(c)`` names the field paths hidden from them in collection ``c``, and
+    ``readable(c, document)`` says whether they may read the record a document is of (a
+    whole record: the merged ones and the removed ones; or a re-pointed record's entry,
+    with its ``id``). Of a record the user may not read only its id is left.
 
     The merged records (``survivor``, ``duplicates``) are of ``collection``; a re-pointed
     record's earlier values (``related[].before``) and a record the merge removed
-    (``removed[]``) are of the collection each one names. The snapshot itself is returned
-    when nothing in it is hidden.
+    (``removed[]``) are of the collection each one names.
     """
-    if not isinstance(snapshot, Mapping) or all(
-        readable(c) and not hidden(c) for c in snapshot_collections(snapshot, collection)
-    ):
+    if not isinstance(snapshot, Mapping):
         return snapshot
 
     def record(document: Any, of: str) -> Any:
-        if not readable(of):
+        if not isinstance(document, Mapping):
+            return document
+        if not readable(of, document):
             return {k: document[k] for k in ("collection", "id") if k in document}
         return without_paths(document, hidden(of))
 
     out = dict(snapshot)
-    if isinstance(out.get("survivor"), Mapping):
-        out["survivor"] = record(out["survivor"], collection)
+    out["survivor"] = record(out.get("survivor"), collection)
     if isinstance(out.get("duplicates"), list | tuple):
-        out["duplicates"] = [
-            record(d, collection) for d in out["duplicates"] if isinstance(d, Mapping)
-        ]
+        out["duplicates"] = [record(d, collection) for d in out["duplicates"]]
     if isinstance(out.get("related"), list | tuple):
-        out["related"] = [
-            {**r, "before": record(r["before"], r["collection"])}
-            if _names_collection(r) and isinstance(r.get("before"), Mapping)
-            else r
-            for r in out["related"]
-        ]
+        out["related"] = [_related(r, hidden, readable) for r in out["related"]]
     if isinstance(out.get("removed"), list | tuple):
         out["removed"] = [
             record(r, r["collection"]) if _names_collection(r) else r for r in out["removed"]
@@ -126,16 +118,18 @@ def mask_snapshot(
     return out
 
 
-def snapshot_collections(snapshot: Any, collection: str) -> set[str]:
-    """The collections whose records a merge snapshot holds values of: ``collection`` (the
-    merged records') and those of the related records it re-pointed or removed."""
-    found = {collection}
-    if isinstance(snapshot, Mapping):
-        for part in ("related", "removed"):
-            items = snapshot.get(part)
-            if isinstance(items, list | tuple):
-                found.update(r["collection"] for r in items if _names_collection(r))
-    return found
+def _related(
+    entry: Any,
+    hidden: Callable[[str], frozenset[str]],
+    readable: Callable[[str, Mapping[str, Any]], bool],
+) -> Any:
+    """A re-pointed record's entry with its earlier values masked as its record's."""
+    if not _names_collection(entry):
+        return entry
+    of = entry["collection"]
+    if not readable(of, entry):
+        return {**entry, "before": {}}
+    return {**entry, "before": without_paths(entry.get("before"), hidden(of))}
 
 
 def _names_collection(item: Any) -> bool:

@@ -29,6 +29,7 @@ from crmkit.entities import (
     Consent,
     InteractionKind,
     LawfulBasis,
+    MergeRecord,
     Money,
     Order,
     OrderLine,
@@ -305,6 +306,96 @@ class PrivacyConformance:
         # the timeline of bob's account leaves out the calls of a linked contact he may not read
         assert list(view.timeline(account_id=mine.id)) == []
         assert len(list(crm.timeline(account_id=mine.id))) == 1
+
+    def test_privacy_links_stored_by_an_older_crmkit_are_put_right_on_write(self, crm: CRM) -> None:
+        # links stored without the rules (a flag that disagrees with account_id, a link to
+        # an account deleted since) can still be written, and erased
+        acme = crm.accounts.add(Account(name="Acme"))
+        gone = crm.accounts.add(Account(name="Gone"))
+        ann = crm.contacts.add(
+            Contact(first_name="Ann", emails=("ann@acme.example",), account_id=acme.id)
+        )
+        store = crm.backend.store(AccountContact)
+        stamp: dict[str, Any] = {"version": 1, "created_at": AT, "updated_at": AT}
+        store.insert(
+            [
+                AccountContact(
+                    id="old-1", contact_id=ann.id or "", account_id=acme.id or "", **stamp
+                ),
+                AccountContact(
+                    id="old-2",
+                    contact_id=ann.id or "",
+                    account_id=gone.id or "",
+                    label="Ann at Gone",
+                    **stamp,
+                ),
+            ]
+        )
+        crm.backend.store(Account).delete(gone.id or "", 1)
+        fixed = crm.relationships.link(ann.id or "", acme.id or "", primary=True)
+        assert (fixed.id, fixed.is_primary) == ("old-1", True)
+        crm.privacy.erase(ann.id or "")
+        assert "Ann" not in (crm.account_contacts.get("old-2").label or "")
+
+    def test_privacy_links_a_merge_cannot_restore_refuse_its_undoing(self, crm: CRM) -> None:
+        fund = crm.accounts.add(Account(name="Fund"))
+        ada = crm.contacts.add(Contact(first_name="Ada", last_name="King"))
+        dup = crm.contacts.add(Contact(first_name="Ada", last_name="King"))
+        for person in (ada, dup):  # the duplicate's link is removed by the merge
+            crm.relationships.link(person.id or "", fund.id or "", role="partner")
+        merge = crm.dedupe.merge(ada.id or "", [dup.id or ""])
+        crm.accounts.delete(fund.id or "")  # and the account is deleted since
+        with pytest.raises(crmkit.ConflictError, match="cannot be restored"):
+            crm.dedupe.unmerge(merge.id or "")
+        assert crm.account_contacts.count() == 0
+        with pytest.raises(crmkit.NotFound):
+            crm.contacts.get(dup.id or "")
+
+    def test_privacy_links_bulk_writes_collect_a_pair_stored_already(self, crm: CRM) -> None:
+        acme = crm.accounts.add(Account(name="Acme"))
+        fund = crm.accounts.add(Account(name="Fund"))
+        ada = crm.contacts.add(Contact(first_name="Ada"))
+        crm.relationships.link(ada.id or "", acme.id or "")
+        result = crm.account_contacts.add_many(
+            [
+                AccountContact(contact_id=ada.id or "", account_id=acme.id or ""),
+                AccountContact(contact_id=ada.id or "", account_id=fund.id or ""),
+            ],
+            on_error="collect",
+        )
+        assert [x.account_id for x in result] == [fund.id]
+        assert [r.index for r in result.rejected] == [0]
+        assert "another link" in result.rejected[0].reasons[0]
+
+    def test_privacy_links_in_merge_snapshots_follow_the_users_reads(self, crm: CRM) -> None:
+        bob = crm.users.add(User(name="Bob"))
+        role = crm.roles.add(
+            Role(
+                name="auditor",
+                permissions={
+                    "contacts": {"read": "all"},
+                    "accounts": {"read": "own"},
+                    "account_contacts": {"read": "all"},
+                    "merges": {"read": "all"},
+                },
+            )
+        )
+        crm.users.update(attrs.evolve(bob, role_ids=(role.id or "",)))
+        secret = crm.accounts.add(Account(name="Secret"))
+        ada = crm.contacts.add(Contact(first_name="Ada", last_name="King"))
+        dup = crm.contacts.add(Contact(first_name="Ada", last_name="King"))
+        for person in (ada, dup):
+            crm.relationships.link(
+                person.id or "", secret.id or "", label="Board seat, takeover talks"
+            )
+        merge = crm.dedupe.merge(ada.id or "", [dup.id or ""])
+        view = crm.as_user(bob.id or "")
+        assert view.account_contacts.count() == 0
+        seen = view.repository(MergeRecord).get(merge.id or "").snapshot
+        assert [set(r) for r in seen["removed"]] == [{"collection", "id"}]
+        assert seen["survivor"]["first_name"] == "Ada"  # contacts bob may read
+        assert "takeover" not in repr(view.audit.history(merge.id or ""))
+        assert "takeover" in repr(crm.repository(MergeRecord).get(merge.id or "").snapshot)
 
     # --- consent --------------------------------------------------------------------------
 

@@ -293,6 +293,11 @@ class CRM:
         else:
             pending.append(event)
 
+    @property
+    def in_transaction(self) -> bool:
+        """Whether this thread is inside :meth:`transaction`."""
+        return getattr(self._local, "pending", None) is not None
+
     @contextmanager
     def transaction(self) -> Iterator[None]:
         """All or nothing: commit on normal exit, roll back everything on an exception.

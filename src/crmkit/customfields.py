@@ -162,6 +162,8 @@ class CustomFields:
         self._crm = crm
         self._lock = threading.RLock()
         self._cache: dict[str, dict[str, FieldDefinition]] | None = None
+        # the definitions could not be read (a database from before custom fields)
+        self._unreadable = False
 
     def __repr__(self) -> str:
         return f"<CustomFields of {self._crm!r}>"
@@ -191,15 +193,24 @@ class CustomFields:
         before custom fields (``upgrade_schema`` not run yet) can still be read."""
         cache = self._cache
         if cache is None:
+            if reading and self._unreadable:
+                return {}
             with self._lock:
                 cache = {}
                 # straight from the store: a repository read would ask the clock, and this
                 # runs inside the first write's hooks
                 store = self._crm.backend.store(FieldDefinition)
                 try:
-                    stored = store.find(Query())
+                    if reading and self._crm.in_transaction:
+                        # in a savepoint: a failed statement would abort the whole
+                        # transaction (PostgreSQL)
+                        with self._crm.transaction():
+                            stored = store.find(Query())
+                    else:
+                        stored = store.find(Query())
                 except BackendError:
                     if reading:
+                        self._unreadable = True  # until refresh(): no failing query per read
                         return {}
                     raise
                 for d in stored:
@@ -223,15 +234,17 @@ class CustomFields:
     def refresh(self) -> None:
         """Forget the cached definitions (read them again on the next write or query)."""
         self._cache = None
+        self._unreadable = False
 
     def fields(self, entity: type[Entity] | str) -> list[FieldDefinition]:
         """The defined custom fields of ``entity`` (``"contacts"`` or ``Contact``), by name."""
         collection = self._entity(entity).collection
-        return sorted(self._definitions().get(collection, {}).values(), key=lambda d: d.name)
+        defs = self._definitions(reading=True).get(collection, {})
+        return sorted(defs.values(), key=lambda d: d.name)
 
     def get(self, entity: type[Entity] | str, name: str) -> FieldDefinition | None:
         """The definition of ``entity``'s custom field ``name``, or ``None``."""
-        return self._definitions().get(self._entity(entity).collection, {}).get(name)
+        return self._definitions(reading=True).get(self._entity(entity).collection, {}).get(name)
 
     def define_field(
         self,
@@ -418,7 +431,9 @@ class CustomFields:
                 if name in custom:
                     values = dict(custom) if values is None else values
                     del values[name]
-                if erasing or not (previous is None or definition.required):
+                if (erasing and previous is not None) or not (
+                    previous is None or definition.required
+                ):
                     continue  # an optional value cleared stays cleared
                 had = previous is not None and not _empty(previous.custom.get(name))
                 default = definition.default
@@ -537,7 +552,8 @@ def _create_sql_index(
         prep = conn.dialect.identifier_preparer
         name = prep.quote(f"ix_{table.name}_custom_{definition.name}")
         if replace:  # an index of the old type's expression would never be used again
-            conn.exec_driver_sql(f"DROP INDEX IF EXISTS {name}")
+            where = f"{prep.quote_schema(table.schema)}." if table.schema else ""
+            conn.exec_driver_sql(f"DROP INDEX IF EXISTS {where}{name}")
         if definition.type is FieldType.MULTI_ENUM:
             return
         # built as text rather than with sa.Index, which would attach the index to the

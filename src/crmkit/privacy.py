@@ -454,12 +454,14 @@ class Privacy:
         """
         crm = self._crm
         local = self._local
-        local.erasing = getattr(local, "erasing", 0) + 1
-        try:
-            with crm.transaction(), crm.acting(crm.acting_user, reason=reason or "erasure"):
+        with crm.transaction(), crm.acting(crm.acting_user, reason=reason or "erasure"):
+            # only the erasure's own writes: not those of subscribers to the events its
+            # transaction publishes when it commits
+            local.erasing = getattr(local, "erasing", 0) + 1
+            try:
                 tombstone = self._erase(contact_id)
-        finally:
-            local.erasing -= 1
+            finally:
+                local.erasing -= 1
         self._purge_storage()
         return tombstone
 

@@ -14,11 +14,14 @@ removed: an ``account_id`` without a link (a contact added with one) is the cont
 primary account all the same, and making another account primary replaces it.
 
 Every write of a link, through ``crm.relationships`` or the ``crm.account_contacts``
-repository, is checked (``ValidationError``, nothing written): its contact and account
-exist, no other link joins the same two, and ``is_primary`` agrees with the contact's
-``account_id``. Deleting a contact or an account deletes its links; merging duplicates
-moves them to the survivor (a link the survivor already has to the same record is kept,
-the duplicate's one removed), and undoing the merge puts them back.
+repository, is checked (``ValidationError``, nothing written): a link that joins a contact
+and an account anew (a new one, or one moved) names an existing contact and account that
+no other link joins, and ``is_primary`` agrees with the contact's ``account_id``. A link
+stored by an older crmkit can still be written: a flag that disagrees is put right, and a
+link to a record deleted since is kept as it is (delete it, or let erasure rewrite it).
+Deleting a contact or an account deletes its links; merging duplicates moves them to the
+survivor (a link the survivor already has to the same record is kept, the duplicate's one
+removed), and undoing the merge puts them back.
 
 Permissions: through a user's view (``crm.as_user(u).relationships`` and
 ``crm.as_user(u).account_contacts``) a link is read, written or deleted only when both

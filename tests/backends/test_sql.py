@@ -23,10 +23,11 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 import crmkit
+from crmkit.aggregation import Metric
 from crmkit.backends.sql import SqlBackend, make_metadata
 from crmkit.backends.sql.migrations import alembic_config, head_revision
 from crmkit.backends.sql.search import is_search_object
-from crmkit.entities import Address, Money
+from crmkit.entities import Address, FieldDefinition, Money
 from crmkit.query import F
 from crmkit.testing.conformance import ConformanceSuite
 
@@ -864,16 +865,22 @@ def test_custom_field_expression_index_is_used(
     assert index in plan, plan
 
 
-def test_postgres_custom_field_index_follows_a_new_type(postgres_url: str) -> None:
+@pytest.mark.parametrize("schema", [None, "cfschema"])
+def test_postgres_custom_field_index_follows_a_new_type(
+    postgres_url: str, schema: str | None
+) -> None:
     # PostgreSQL indexes a number's expression (a cast) unlike a text's: a field removed and
-    # defined again with another type gets an index its filters can use
-    crm = crmkit.connect(postgres_url, prefix="cfr_")
+    # defined again with another type gets an index its filters can use (in any schema)
+    engine = sa.create_engine(postgres_url)
+    if schema is not None:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+            conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
+    crm = crmkit.connect(postgres_url, prefix="cfr_", schema=schema)
     try:
         crm.schema.define_field("contacts", "score", "text", indexed=True)
         crm.schema.remove_field("contacts", "score")
         crm.schema.define_field("contacts", "score", "integer", indexed=True)
-        engine = _backend(crm).engine
-        assert engine is not None
         with engine.connect() as conn:
             (definition,) = conn.exec_driver_sql(
                 "SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_cfr_contacts_custom_score'"
@@ -882,19 +889,39 @@ def test_postgres_custom_field_index_follows_a_new_type(postgres_url: str) -> No
     finally:
         _backend(crm).drop_schema()
         crm.close()
+        if schema is not None:
+            with engine.begin() as conn:
+                conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
+        engine.dispose()
 
 
-def test_a_database_without_custom_field_definitions_can_be_read(tmp_path: pathlib.Path) -> None:
+@pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
+def test_a_database_without_custom_field_definitions_can_be_read(
+    request: pytest.FixtureRequest, tmp_path: pathlib.Path, dialect: str
+) -> None:
     # a database from before custom fields (upgrade_schema not run): reads go on as if
-    # nothing were defined, writes are not let through unchecked
-    crm = crmkit.connect(f"sqlite:///{tmp_path / 'crm.db'}")
-    crm.contacts.add(crmkit.Contact(first_name="Ada"))
-    engine = _backend(crm).engine
-    assert engine is not None
-    with engine.begin() as conn:
-        conn.exec_driver_sql("DROP TABLE crm_field_definitions")
-    crm.schema.refresh()
-    assert [c.first_name for c in crm.contacts.find(order_by="first_name")] == ["Ada"]
-    with pytest.raises(crmkit.BackendError, match="field_definitions"):
-        crm.contacts.add(crmkit.Contact(first_name="Bob"))
-    assert crm.contacts.count() == 1
+    # nothing were defined, also inside a transaction (where PostgreSQL would abort it on
+    # the failed lookup), and writes are not let through unchecked
+    if dialect == "sqlite":
+        crm = crmkit.connect(f"sqlite:///{tmp_path / 'crm.db'}")
+    else:
+        crm = crmkit.connect(request.getfixturevalue("postgres_url"), prefix="cfd_")
+    try:
+        crm.contacts.add(crmkit.Contact(first_name="Ada"))
+        table = crm.backend.store(FieldDefinition).table  # type: ignore[attr-defined]
+        engine = _backend(crm).engine
+        assert engine is not None
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f"DROP TABLE {table.name}")
+        crm.schema.refresh()
+        with crm.transaction():
+            assert [c.first_name for c in crm.contacts.find(order_by="first_name")] == ["Ada"]
+            assert crm.contacts.aggregate(metrics=[Metric.count()]) == [{"count": 1}]
+        assert crm.contacts.count() == 1
+        with pytest.raises(crmkit.BackendError, match="field_definitions"):
+            crm.contacts.add(crmkit.Contact(first_name="Bob"))
+        assert crm.contacts.count() == 1
+    finally:
+        if dialect == "postgresql":
+            _backend(crm).drop_schema()
+        crm.close()

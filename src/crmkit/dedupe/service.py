@@ -679,7 +679,11 @@ class DedupeService:
     def merges(self, record_id: str | None = None) -> list[MergeRecord]:
         """Merge records, newest first; only those whose survivor is ``record_id`` when given."""
         where = None if record_id is None else F.survivor_id == record_id
-        return self._crm.repository(MergeRecord).find(where, order_by="-created_at")
+        # a view's: the merge records its user may read, their snapshots masked
+        records: list[MergeRecord] = self._source.repository(MergeRecord).find(
+            where, order_by="-created_at"
+        )
+        return records
 
 
 def _thawed(value: Any) -> Any:

@@ -380,7 +380,8 @@ def to_plain(value: Any, where: str) -> Any:
     if isinstance(value, Decimal):
         if not value.is_finite():
             raise ValidationError(where, value, "must be a finite number")
-        return to_plain(int(value) if value == value.to_integral_value() else float(value), where)
+        whole = value.adjusted() < 19 and value == value.to_integral_value()
+        return to_plain(int(value) if whole else float(value), where)
     raise ValidationError(
         where, value, "must be text, a number, a boolean, a date, a datetime or a list of those"
     )

@@ -15,9 +15,10 @@ import attrs
 import pytest
 
 import crmkit
-from crmkit import CRM, Contact, Interaction, Role, User
+from crmkit import CRM, Contact, Interaction, Role, Task, User
 from crmkit.aggregation import Metric
 from crmkit.entities import FieldType, InteractionKind, LifecycleStage
+from crmkit.events import Updated
 from crmkit.query import F
 
 __all__ = ["AuditConformance"]
@@ -454,10 +455,23 @@ class AuditConformance:
                 custom={"caller": "Ann"},
             )
         )
+        # a subscriber's writes when the erasure commits are checked like any other
+        crm.schema.define_field("tasks", "queue", "text", required=True)
+        refused: list[str] = []
+
+        def follow_up(event: Updated) -> None:
+            try:
+                crm.tasks.add(Task(title="Confirm the erasure"))
+            except crmkit.ValidationError as exc:
+                refused.append(exc.field)
+
+        crm.events.subscribe(Updated, follow_up)
         crm.privacy.erase(ann.id or "")
         assert "caller" not in crm.interactions.get(call.id or "").custom
         assert crm.contacts.get(ann.id or "").emails == ()
         assert not crm.privacy.erasing
+        assert set(refused) == {"task.custom.queue"}
+        assert crm.tasks.count() == 0
 
     def test_custom_field_cleared_optional_value_stays_cleared(self, crm: CRM) -> None:
         crm.schema.define_field(
@@ -476,6 +490,11 @@ class AuditConformance:
         )
         assert dict(ada.custom) == {"price": 19.99, "seats": 12}
         assert crm.contacts.count(F.custom.price > 10) == 1
+        crm.schema.define_field("contacts", "revenue", "decimal")
+        big = crm.contacts.add(Contact(first_name="Big", custom={"revenue": Decimal("1E+19")}))
+        assert big.custom["revenue"] == 1e19
+        with pytest.raises(crmkit.ValidationError, match="finite"):
+            Contact(first_name="Huge", custom={"note": Decimal("1E+5000")})
 
     def test_custom_field_definition_puts_stored_values_in_its_form(self, crm: CRM) -> None:
         # values stored while the key was free-form are rewritten in the defined form, so

@@ -48,7 +48,7 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 import attrs
 
 from crmkit.aggregation import Group, Metric
-from crmkit.dedupe.snapshot import mask_snapshot
+from crmkit.dedupe.snapshot import from_document, mask_snapshot, snapshot_ids
 from crmkit.entities import (
     Account,
     AccountContact,
@@ -887,27 +887,41 @@ class UserView:
         one the merge re-pointed or removed) only its id."""
         if self.user.admin and self.user.active:
             return snapshot
-        return mask_snapshot(snapshot, collection, self.grants.hidden_fields, self._may_read)
+        stored = self._stored_readable(snapshot_ids(snapshot, collection))
 
-    def _may_read(self, collection: str, document: Mapping[str, Any]) -> bool:
-        """Whether this user may read the record a snapshot document is of: a stored record
-        is looked up through the view; one the merge deleted (a duplicate, a removed
-        membership) is judged from the document, by the rules of its repository."""
-        if not self.grants.may_read(collection) or collection not in self._repositories:
-            return False
-        repo = self._repositories[collection]
-        if repo._scope_filter(Action.READ) is None:  # the user may read every record
-            return True
-        id = document.get("id")
-        if isinstance(id, str) and self.crm.repository(collection).exists(F.id == id):
-            return repo.exists(F.id == id)
-        from crmkit.dedupe.snapshot import from_document
+        def readable(of: str, document: Mapping[str, Any]) -> bool:
+            if of not in stored:  # a collection the user may read all (or none) of
+                return self.grants.may_read(of) and of in self._repositories
+            id = document.get("id")
+            if id in stored[of]:
+                return stored[of][id]
+            # deleted by the merge (a duplicate, a removed membership): judged from the
+            # document, by the rules of its repository
+            repo = self._repositories[of]
+            try:
+                record = from_document(repo.entity, document)
+            except ValidationError:
+                return False
+            return repo._allows(record, Action.READ)
 
-        try:
-            record = from_document(repo.entity, document)
-        except ValidationError:
-            return False
-        return repo._allows(record, Action.READ)
+        return mask_snapshot(snapshot, collection, self.grants.hidden_fields, readable)
+
+    def _stored_readable(self, ids: Mapping[str, set[str]]) -> dict[str, dict[str, bool]]:
+        """Of the records named, by collection, those still stored, each with whether this
+        user may read it: two queries per collection the user may read only part of."""
+        out: dict[str, dict[str, bool]] = {}
+        for collection, wanted in ids.items():
+            repo = self._repositories.get(collection)
+            if repo is None or not self.grants.may_read(collection):
+                continue
+            if repo._scope_filter(Action.READ) is None:
+                continue
+            listed = sorted(wanted)
+            every: Repository[Any] = self.crm.repository(collection)
+            stored = sorted(r.id or "" for r in every.find(F.id.in_(listed)))
+            seen = {r.id for r in repo.find(F.id.in_(stored))} if stored else set()
+            out[collection] = {i: i in seen for i in stored}
+        return out
 
     @contextmanager
     def transaction(self) -> Iterator[None]:

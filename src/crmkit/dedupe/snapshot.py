@@ -26,6 +26,7 @@ __all__ = [
     "from_document",
     "mask_snapshot",
     "plain",
+    "snapshot_ids",
     "to_document",
     "without_paths",
 ]
@@ -130,6 +131,29 @@ def _related(
     if not readable(of, entry):
         return {**entry, "before": {}}
     return {**entry, "before": without_paths(entry.get("before"), hidden(of))}
+
+
+def snapshot_ids(snapshot: Any, collection: str) -> dict[str, set[str]]:
+    """The ids of the records a merge snapshot holds documents of, by collection (the
+    merged records are of ``collection``)."""
+    found: dict[str, set[str]] = {}
+    if not isinstance(snapshot, Mapping):
+        return found
+
+    def add(of: str, document: Any) -> None:
+        if isinstance(document, Mapping) and isinstance(document.get("id"), str):
+            found.setdefault(of, set()).add(document["id"])
+
+    add(collection, snapshot.get("survivor"))
+    for part in ("duplicates", "related", "removed"):
+        items = snapshot.get(part)
+        if isinstance(items, list | tuple):
+            for item in items:
+                if part == "duplicates":
+                    add(collection, item)
+                elif _names_collection(item):
+                    add(item["collection"], item)
+    return found
 
 
 def _names_collection(item: Any) -> bool:

@@ -162,8 +162,6 @@ class CustomFields:
         self._crm = crm
         self._lock = threading.RLock()
         self._cache: dict[str, dict[str, FieldDefinition]] | None = None
-        # the definitions could not be read (a database from before custom fields)
-        self._unreadable = False
 
     def __repr__(self) -> str:
         return f"<CustomFields of {self._crm!r}>"
@@ -193,8 +191,6 @@ class CustomFields:
         before custom fields (``upgrade_schema`` not run yet) can still be read."""
         cache = self._cache
         if cache is None:
-            if reading and self._unreadable:
-                return {}
             with self._lock:
                 cache = {}
                 # straight from the store: a repository read would ask the clock, and this
@@ -209,8 +205,7 @@ class CustomFields:
                     else:
                         stored = store.find(Query())
                 except BackendError:
-                    if reading:
-                        self._unreadable = True  # until refresh(): no failing query per read
+                    if reading:  # nothing cached: the next read or write asks again
                         return {}
                     raise
                 for d in stored:
@@ -234,17 +229,22 @@ class CustomFields:
     def refresh(self) -> None:
         """Forget the cached definitions (read them again on the next write or query)."""
         self._cache = None
-        self._unreadable = False
 
     def fields(self, entity: type[Entity] | str) -> list[FieldDefinition]:
         """The defined custom fields of ``entity`` (``"contacts"`` or ``Contact``), by name."""
         collection = self._entity(entity).collection
-        defs = self._definitions(reading=True).get(collection, {})
-        return sorted(defs.values(), key=lambda d: d.name)
+        return sorted(self._definitions().get(collection, {}).values(), key=lambda d: d.name)
+
+    def read_types(self, entity: type[Entity]) -> dict[str, str]:
+        """For a read (a report): the defined custom fields of ``entity``, name -> type;
+        none when the definitions cannot be read (a database from before custom fields),
+        where :meth:`fields` raises."""
+        defs = self._definitions(reading=True).get(entity.collection, {})
+        return {name: d.type.value for name, d in defs.items()}
 
     def get(self, entity: type[Entity] | str, name: str) -> FieldDefinition | None:
         """The definition of ``entity``'s custom field ``name``, or ``None``."""
-        return self._definitions(reading=True).get(self._entity(entity).collection, {}).get(name)
+        return self._definitions().get(self._entity(entity).collection, {}).get(name)
 
     def define_field(
         self,

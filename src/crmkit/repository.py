@@ -434,7 +434,8 @@ class Repository(Generic[E]):
         schema = getattr(self._ctx, "schema", None)
         if schema is None or "custom" not in attrs.fields_dict(self.entity):
             return {}
-        return {d.name: d.type.value for d in schema.fields(self.entity)}
+        types: dict[str, str] = schema.read_types(self.entity)
+        return types
 
     def _sortable(self) -> frozenset[str]:
         """The custom paths with a declared scalar type (they can be sorted on)."""

@@ -925,3 +925,29 @@ def test_a_database_without_custom_field_definitions_can_be_read(
         if dialect == "postgresql":
             _backend(crm).drop_schema()
         crm.close()
+
+
+def test_a_failed_read_of_custom_field_definitions_is_not_remembered(
+    tmp_path: pathlib.Path,
+) -> None:
+    # a read goes on without the definitions when they cannot be read, but the next one
+    # asks again: a passing storage error does not switch the field rules off
+    crm = crmkit.connect(f"sqlite:///{tmp_path / 'crm.db'}")
+    crm.schema.define_field("contacts", "score", "integer")
+    crm.schema.refresh()
+    store = crm.backend.store(FieldDefinition)
+    real = store.find
+    calls = []
+
+    def flaky(query: Any) -> Any:
+        calls.append(query)
+        if len(calls) == 1:
+            raise crmkit.BackendError("find crm_field_definitions failed: database is locked")
+        return real(query)
+
+    store.find = flaky  # type: ignore[method-assign]
+    assert crm.contacts.find(F.custom.score == "lots") == []  # read without the definitions
+    with pytest.raises(crmkit.ValidationError, match=r"contact\.custom\.score"):
+        crm.contacts.find(F.custom.score == "lots")
+    assert [d.name for d in crm.schema.fields("contacts")] == ["score"]
+    crm.close()

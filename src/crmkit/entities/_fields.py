@@ -380,7 +380,11 @@ def to_plain(value: Any, where: str) -> Any:
     if isinstance(value, Decimal):
         if not value.is_finite():
             raise ValidationError(where, value, "must be a finite number")
-        whole = value.adjusted() < 19 and value == value.to_integral_value()
+        whole = (
+            value.adjusted() < 19
+            and value == value.to_integral_value()
+            and -(2**63) <= value < 2**63
+        )
         return to_plain(int(value) if whole else float(value), where)
     raise ValidationError(
         where, value, "must be text, a number, a boolean, a date, a datetime or a list of those"

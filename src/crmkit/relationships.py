@@ -230,16 +230,13 @@ class Relationships:
         )
 
     def check_pairs(self, pairs: Sequence[tuple[Any, Any | None]]) -> None:
-        """After links are written: no two links join the same contact and account
-        (``ValidationError``, the write rolled back). One query for a batch: what the
-        write hook cannot see, two new links of one batch joining the same records."""
-        written = {(s.contact_id, s.account_id) for s, _ in pairs}
-        contacts = sorted({c for c, _ in written})
+        """After links are written: no two of them join the same contact and account
+        (``ValidationError``, the write rolled back). What the write hook cannot see, as it
+        checks each link against the stored ones before the batch is inserted: two new
+        links of one batch joining the same records. No query."""
         seen: dict[tuple[str, str], str] = {}
-        for link in self._crm.account_contacts.iterate(F.contact_id.in_(contacts)):
+        for link, _ in pairs:
             key = (link.contact_id, link.account_id)
-            if key not in written:
-                continue
             if key in seen:
                 raise ValidationError(
                     "accountcontact",

@@ -492,13 +492,7 @@ class DedupeService:
                 )
             )
         if self._view is not None:  # as the user may see it, like a read through the view
-            from crmkit.permissions import mask
-
-            snapshot = self._view.mask_snapshot(record.snapshot, collection)
-            record = attrs.evolve(record, snapshot=snapshot)
-            hidden = self._view.grants.hidden_fields(MergeRecord.collection)
-            if hidden:
-                record = mask(record, hidden)
+            record = self._view.repository(MergeRecord)._mask(record)
         return record
 
     def _actor(self) -> str | None:

@@ -192,6 +192,7 @@ class CRM:
         self._after_write_hooks.setdefault("field_definitions", []).append(
             AfterWriteHook(self.schema.changed, self.schema.definitions_written)
         )
+        self._after_delete_hooks["field_definitions"] = [self.schema.definitions_deleted]
         self._repositories: dict[str, Repository[Any]] = {}
         for name, entity in ENTITY_TYPES.items():
             repo_type = REPOSITORY_TYPES.get(name, Repository)

@@ -311,31 +311,29 @@ class CustomFields:
         recast = self._check_stored(entity_type, draft, where)
         repo = self._crm.repository(FieldDefinition)
         crm = self._crm
-        try:
-            with (
-                crm.transaction(),
-                crm.acting(crm.acting_user, reason=crm.acting_reason or "define_field"),
-            ):
-                existing = repo.first((F.record_collection == collection) & (F.name == name))
-                if existing is None:
-                    stored = repo.add(draft)
-                else:
-                    stored = repo.update(
-                        attrs.evolve(
-                            draft,
-                            id=existing.id,
-                            version=existing.version,
-                            created_at=existing.created_at,
-                        )
+        # the cache follows: a definition's write refreshes it (definitions_written), and so
+        # does a rollback (CRM.transaction)
+        with (
+            crm.transaction(),
+            crm.acting(crm.acting_user, reason=crm.acting_reason or "define_field"),
+        ):
+            existing = repo.first((F.record_collection == collection) & (F.name == name))
+            if existing is None:
+                stored = repo.add(draft)
+            else:
+                stored = repo.update(
+                    attrs.evolve(
+                        draft,
+                        id=existing.id,
+                        version=existing.version,
+                        created_at=existing.created_at,
                     )
-                self.refresh()
-                # values stored in another form ("12" under an integer field) are rewritten
-                # in the field's form, so that filters, sorts and sums see them
-                records = crm.repository(entity_type)
-                for id in recast:
-                    records.update(records.get(id))  # the write hook puts it in form
-        finally:
-            self.refresh()  # committed or rolled back, the definitions are read again
+                )
+            # values stored in another form ("12" under an integer field) are rewritten in
+            # the field's form, so that filters, sorts and sums see them
+            records = crm.repository(entity_type)
+            for id in recast:
+                records.update(records.get(id))  # the write hook puts it in form
         if indexed:
             # an index left by the field's earlier definition (removed, or of another type)
             # may be of another type's expression
@@ -382,15 +380,11 @@ class CustomFields:
         """
         collection = self._entity(entity).collection
         repo = self._crm.repository(FieldDefinition)
-        try:
-            with self._crm.transaction():
-                existing = repo.first((F.record_collection == collection) & (F.name == name))
-                if existing is None:
-                    return False
-                repo.delete(existing.id or "")
-                self.refresh()
-        finally:
-            self.refresh()  # committed or rolled back, the definitions are read again
+        with self._crm.transaction():  # the delete refreshes the cache (definitions_deleted)
+            existing = repo.first((F.record_collection == collection) & (F.name == name))
+            if existing is None:
+                return False
+            repo.delete(existing.id or "")
         return True
 
     # --- hooks ----------------------------------------------------------------------------
@@ -401,6 +395,10 @@ class CustomFields:
 
     def definitions_written(self, stored: Any, previous: Any | None) -> None:
         """After-write hook: a definition was written through the repository."""
+        self.refresh()
+
+    def definitions_deleted(self, previous: Any) -> None:
+        """After-delete hook: a definition was deleted through the repository."""
         self.refresh()
 
     def validate(self, entity: Any, previous: Any | None) -> Any:

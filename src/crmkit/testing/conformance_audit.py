@@ -17,7 +17,7 @@ import pytest
 import crmkit
 from crmkit import CRM, Contact, Interaction, Role, Task, User
 from crmkit.aggregation import Metric
-from crmkit.entities import FieldType, InteractionKind, LifecycleStage
+from crmkit.entities import FieldDefinition, FieldType, InteractionKind, LifecycleStage
 from crmkit.events import Updated
 from crmkit.query import F
 
@@ -534,6 +534,16 @@ class AuditConformance:
         crm.contacts.add(Contact(first_name="After", custom={"tier": "bronze"}))  # free-form
         with pytest.raises(crmkit.ValidationError, match=r"contact\.custom\.score"):
             crm.contacts.add(Contact(first_name="After", custom={"score": "lots"}))
+
+    def test_custom_field_definition_deleted_through_its_repository_is_forgotten(
+        self, crm: CRM
+    ) -> None:
+        score = crm.schema.define_field("contacts", "score", "integer")
+        assert crm.schema.fields("contacts") == [score]  # read, and cached
+        crm.repository(FieldDefinition).delete(score.id or "")
+        assert crm.schema.fields("contacts") == []
+        free = crm.contacts.add(Contact(first_name="Ada", custom={"score": "lots"}))
+        assert free.custom == {"score": "lots"}
 
     def test_custom_field_typed_values_and_list_comparisons(self, crm: CRM) -> None:
         s = crm.schema

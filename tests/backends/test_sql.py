@@ -19,6 +19,7 @@ from alembic import command as alembic_command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config as AlembicConfig
 from alembic.migration import MigrationContext
+from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
@@ -763,17 +764,43 @@ def test_a_postgres_error_inside_a_transaction_is_a_crmkit_error(pg_schema: str)
     crm.close()
 
 
-def test_postgres_bulk_insert_round_trips_every_kind_of_value(pg_schema: str) -> None:
-    """Large batches are loaded with COPY on PostgreSQL: every kind of value comes back
-    equal, and a duplicate id in a batch is a ConflictError that writes nothing."""
-    crm = crmkit.connect(pg_schema, prefix="t_", create_schema=False)
-    _truncate(_backend(crm))
+@pytest.fixture(params=["sqlite", "sqlite-999-variables", "postgresql"])
+def bulk_crm(request: pytest.FixtureRequest, tmp_path: pathlib.Path) -> Iterator[crmkit.CRM]:
+    """An empty CRM on each SQL path of bulk inserts: SQLite's multi-row ``VALUES``
+    statements (also on a connection allowing only 999 variables per statement, the limit
+    of SQLite before 3.32) and PostgreSQL's COPY."""
+    if request.param == "postgresql":
+        crm = crmkit.connect(request.getfixturevalue("pg_schema"), prefix="t_", create_schema=False)
+        _truncate(_backend(crm))
+        yield crm
+        crm.close()
+        return
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'crm.db'}")
+    if request.param == "sqlite-999-variables":
+
+        @event.listens_for(engine, "connect")
+        def low_limit(dbapi_conn: sqlite3.Connection, _: object) -> None:
+            dbapi_conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 999)
+
+    crm = crmkit.connect(engine)
+    crm.create_schema()
+    yield crm
+    crm.close()
+    engine.dispose()
+
+
+def test_bulk_insert_round_trips_every_kind_of_value(bulk_crm: crmkit.CRM) -> None:
+    """Batches cut into statements of every size (343 contacts: 256 + 64 + 16 + 4 rows in
+    multi-row statements and 3 by executemany on SQLite; COPY on PostgreSQL) store every
+    kind of value and every child row, and a duplicate id in a batch is a ConflictError
+    that writes nothing."""
+    crm = bulk_crm
     when = dt.datetime(2024, 5, 1, 9, 30, 0, 123000, tzinfo=dt.UTC)
     contacts = crm.contacts.add_many(
         crmkit.Contact(
             first_name=f"Zoë\t{i}",
             last_name='O\'Brien \\ "quoted"\nnewline',
-            emails=[f"p{i}@example.com", f"q{i}@example.org"],
+            emails=[f"p{i}@example.com", f"q{i}@example.org"][: 1 + i % 2],
             phones=[f"+1415555{i:04d}"],
             address=Address(
                 city="Zürich", latitude=Decimal("47.376900"), longitude=Decimal("8.5417")
@@ -784,7 +811,7 @@ def test_postgres_bulk_insert_round_trips_every_kind_of_value(pg_schema: str) ->
             custom={"n": i, "big": 3.5e16, "list": [1.5, "x\\y"], "none": None},
             external_ids={"erp": f"E{i}"},
         )
-        for i in range(120)
+        for i in range(343)
     )
     deals = crm.deals.add_many(
         crmkit.Deal(
@@ -801,14 +828,20 @@ def test_postgres_bulk_insert_round_trips_every_kind_of_value(pg_schema: str) ->
     by_id = {c.id: c for c in crm.contacts.get_many([c.id or "" for c in contacts])}
     assert [by_id[c.id] for c in contacts] == list(contacts)
     assert sorted(crm.deals.find(), key=lambda d: d.name) == sorted(deals, key=lambda d: d.name)
-    assert crm.contacts.find(F.emails.contains("q7@example.org")) == [contacts[7]]
+    for i in (0, 255, 256, 341, 342):  # the first and last rows of statements
+        assert crm.contacts.find(F.phones.contains(f"+1415555{i:04d}")) == [contacts[i]]
+    assert crm.contacts.find(F.emails.contains("q341@example.org")) == [contacts[341]]
+    assert crm.contacts.count(F.emails.contains("q342@example.org")) == 0
     assert crm.deals.count(F.contact_ids.contains(contacts[3].id or "")) == 1
+    assert len(crm.audit_log.find(F.record_collection == "contacts")) == 343
     store = _backend(crm).store(crmkit.Contact)
-    fresh = [attrs.evolve(c, id=f"new{i}") for i, c in enumerate(contacts[:99])]
+    fresh = [attrs.evolve(c, id=f"new{i}") for i, c in enumerate(contacts[:299])]
     with pytest.raises(crmkit.ConflictError):
-        store.insert([*fresh, contacts[0]])  # one id exists already
-    assert crm.contacts.count() == 120
-    crm.close()
+        store.insert([*fresh, contacts[0]])  # one id exists already, in the last statement
+    with pytest.raises(crmkit.ConflictError):
+        store.insert([*fresh[:100], contacts[0], *fresh[100:]])  # ... in the first one
+    assert crm.contacts.count() == 343
+    assert crm.contacts.count(F.emails.contains("p0@example.com")) == 1
 
 
 # --- custom fields: expression indexes ---------------------------------------------------------

@@ -416,7 +416,7 @@ class EntityLayout:
     """How one entity type maps to its table (and child tables) on one dialect.
 
     ``to_values`` turns a stored entity into the tuple of its column values (in
-    :attr:`columns` order, JSON already serialized) for a raw ``executemany``; ``from_row``
+    :attr:`columns` order, JSON already serialized) for driver-level inserts; ``from_row``
     rebuilds the entity from a row selected as :attr:`columns`. Both are the hot path of every
     write and read, so the per-field work is prepared once here.
     """

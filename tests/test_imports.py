@@ -328,3 +328,102 @@ def test_export_to_a_path_then_import_elsewhere(crm: crmkit.CRM, tmp_path: pathl
             b.external_ids,
             b.do_not_contact,
         )
+
+
+def test_malformed_csv_rows_are_rejected_and_never_swallow_others(
+    crm: crmkit.CRM, tmp_path: pathlib.Path
+) -> None:
+    """A stray quote rejects its row and the next rows are read; a quoted cell never closed
+    is rejected naming the lines it took (to the end of the file): nothing is dropped
+    silently, and the counts add up to what was read."""
+    mapping = {"ext": "external_ids.shop", "fn": "first_name", "note": "custom.note"}
+    text = 'ext,fn,note\nC-1,Ada,ok\nC-2,Fay,"x"y\nC-3,Cy,ok\nC-4,Bob,"open\nC-5,Dee,ok\n'
+    rejected = tmp_path / "rejected.csv"
+    summary = crm.imports.csv(io.StringIO(text), mapping=mapping, rejected_path=rejected)
+    assert (summary.rows, summary.created, summary.rejected) == (4, 2, 2)
+    assert sorted(c.first_name or "" for c in crm.contacts.find()) == ["Ada", "Cy"]
+    with rejected.open(encoding="utf-8", newline="") as file:
+        reasons = {row["line"]: row["reason"] for row in csv.DictReader(file)}
+    assert "not valid CSV" in reasons["3"]
+    assert "never closed" in reasons["5"]
+    assert "lines 5-6" in reasons["5"]
+    with pytest.raises(ValidationError, match="header"):
+        crm.imports.csv(io.StringIO('fn,"note\nAda,x\n'))
+
+
+def test_a_cell_beyond_the_limit_is_a_rejected_row(crm: crmkit.CRM) -> None:
+    huge = "x" * 20_000_001
+    text = f"first_name,title\nAda,ok\nBob,{huge}\nCy,ok\n"
+    summary = crm.imports.csv(io.StringIO(text), batch_size=1)
+    assert (summary.rows, summary.created, summary.rejected) == (3, 2, 1)
+
+
+def test_header_key_and_path_arguments_are_checked_before_anything_is_written(
+    crm: crmkit.CRM, tmp_path: pathlib.Path
+) -> None:
+    """A column named twice, a key no column sets, a rejected file that is the source or
+    cannot be written, a source or export target that cannot be opened: ValidationError,
+    nothing written, the source intact."""
+    with pytest.raises(ValidationError, match="more than once"):
+        crm.imports.csv(io.StringIO("Name,Email,Email\nAda,a@example.com,\n"))
+    mapping = {"Name": "first_name", "Email": "emails"}
+    with pytest.raises(ValidationError, match="more than once"):
+        crm.imports.csv(io.StringIO("Name,Email,Email\nAda,a@example.com,\n"), mapping=mapping)
+    # a repeated column the mapping does not use is harmless
+    mapping = {"Name": "first_name"}
+    assert crm.imports.csv(io.StringIO("Name,X,X\nAda,1,2\n"), mapping=mapping).created == 1
+    for key in ("erp", 5):
+        with pytest.raises(ValidationError, match="key"):
+            crm.imports.csv(_csv("C-1,Ada,,,,,"), mapping=MAPPING, key=key)  # type: ignore[arg-type]
+    source = tmp_path / "same.csv"
+    source.write_text("first_name\nBea\n", encoding="utf-8")
+    with pytest.raises(ValidationError, match="is the file read"):
+        crm.imports.csv(source, rejected_path=tmp_path / "." / "same.csv")
+    assert source.read_text(encoding="utf-8") == "first_name\nBea\n"
+    missing = tmp_path / "no-such-dir" / "out.csv"
+    with pytest.raises(ValidationError, match="rejected_path"):
+        crm.imports.csv(source, rejected_path=missing)
+    with pytest.raises(ValidationError, match="source"):
+        crm.imports.jsonl(tmp_path / "no-such-file.jsonl")
+    with pytest.raises(ValidationError, match="target"):
+        crm.exports.csv(missing, "contacts")
+    with pytest.raises(ValidationError, match="target"):
+        crm.exports.jsonl(missing, "contacts")
+    assert [c.first_name for c in crm.contacts.find()] == ["Ada"]
+
+
+def test_a_rejected_row_with_unencodable_text_is_written_escaped(
+    crm: crmkit.CRM, tmp_path: pathlib.Path
+) -> None:
+    rejected = tmp_path / "rejected.csv"
+    source = io.StringIO("first_name\nok\n\ud800\n")
+    summary = crm.imports.csv(source, rejected_path=rejected)
+    assert (summary.created, summary.rejected) == (1, 1)
+    assert "\\ud800" in rejected.read_text(encoding="utf-8")
+
+
+def test_json_lines_end_at_newlines_only(crm: crmkit.CRM, tmp_path: pathlib.Path) -> None:
+    """A carriage return inside a line is JSON white space, also in a file opened by path."""
+    path = tmp_path / "cr.jsonl"
+    path.write_bytes(b'{"first_name": "A",\r"last_name": "B"}\r\n{"first_name": "C"}\n')
+    summary = crm.imports.jsonl(path)
+    assert (summary.rows, summary.created, summary.rejected) == (2, 2, 0)
+    assert sorted(c.name for c in crm.contacts.find()) == ["A B", "C"]
+
+
+def test_csv_export_keeps_list_items_with_blanks_at_their_ends(crm: crmkit.CRM) -> None:
+    crm.contacts.add(Contact(first_name="A", tags=[" padded ", "x"]))
+    out = io.StringIO()
+    crm.exports.csv(out, "contacts")
+    assert crm.imports.csv(io.StringIO(out.getvalue()), "contacts").unchanged == 1
+    assert crm.contacts.find()[0].tags == (" padded ", "x")
+
+
+def test_export_fields_may_be_any_iterable(crm: crmkit.CRM) -> None:
+    crm.contacts.add(Contact(first_name="Ada", last_name="L"))
+    out = io.StringIO()
+    assert crm.exports.csv(out, "contacts", fields=(f for f in ["first_name", "last_name"])) == 1
+    assert out.getvalue().splitlines() == ["first_name,last_name", "Ada,L"]
+    out = io.StringIO()
+    crm.exports.jsonl(out, "contacts", fields=iter(["first_name"]))
+    assert json.loads(out.getvalue()) == {"first_name": "Ada"}

@@ -18,7 +18,7 @@ import contextlib
 import csv
 import json
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from typing import IO, TYPE_CHECKING, Any
 
 import attrs
@@ -63,9 +63,14 @@ def _cell(value: Any) -> str:
         if not value:
             return ""
         joined = ";".join(value) if all(isinstance(v, str) for v in value) else None
-        # values holding ";" (or text read as JSON) are written as a JSON list instead,
-        # which the importer reads back as it is
-        if joined is None or len(joined.split(";")) != len(value) or joined.startswith("["):
+        # values holding ";", blank at an end (the importer strips split values) or text
+        # read as JSON are written as a JSON list instead, which is read back as it is
+        if (
+            joined is None
+            or len(joined.split(";")) != len(value)
+            or joined.startswith("[")
+            or any(v != v.strip() or not v for v in value)
+        ):
             return json.dumps(value, ensure_ascii=False)
         return joined
     if isinstance(value, dict):
@@ -73,11 +78,16 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def _check_fields(fields: Sequence[str] | None) -> None:
+def _checked_fields(fields: Iterable[str] | None) -> list[str] | None:
+    """``fields`` as a list (an iterator is read once); ``ValidationError`` unless text."""
     if fields is None:
-        return
-    if isinstance(fields, str) or not all(isinstance(f, str) for f in fields):
+        return None
+    if isinstance(fields, str) or not isinstance(fields, Iterable):
         raise ValidationError("fields", fields, "must be a list of field paths (text)")
+    listed = list(fields)
+    if not all(isinstance(f, str) for f in listed):
+        raise ValidationError("fields", listed, "must be a list of field paths (text)")
+    return listed
 
 
 def _value(record: Entity, path: str) -> Any:
@@ -152,7 +162,7 @@ class Exporter:
         entity: str = "contacts",
         *,
         where: Expr | str | None = None,
-        fields: Sequence[str] | None = None,
+        fields: Iterable[str] | None = None,
         order_by: Any = None,
         batch_size: int = 1000,
     ) -> int:
@@ -164,7 +174,7 @@ class Exporter:
         Raises ``ValidationError`` for an unknown field, ``NotFound`` for an unknown segment.
         """
         repo_entity: type[Entity] = self._crm.repository(entity).entity
-        _check_fields(fields)
+        fields = _checked_fields(fields)
         columns = list(fields) if fields is not None else default_columns(repo_entity)
         names = {a.name: a for a in attrs.fields(repo_entity)}
         for path in columns:
@@ -187,7 +197,7 @@ class Exporter:
         entity: str = "contacts",
         *,
         where: Expr | str | None = None,
-        fields: Sequence[str] | None = None,
+        fields: Iterable[str] | None = None,
         order_by: Any = None,
         batch_size: int = 1000,
     ) -> int:
@@ -197,7 +207,7 @@ class Exporter:
         ``fields`` given), values as plain JSON (dates ISO text, decimals exact text).
         """
         repo_entity: type[Entity] = self._crm.repository(entity).entity
-        _check_fields(fields)
+        fields = _checked_fields(fields)
         names = [a.name for a in attrs.fields(repo_entity)]
         if fields is not None:
             unknown = [f for f in fields if f not in names]
@@ -224,5 +234,20 @@ def _opened(target: Target) -> Iterator[IO[str]]:
     if not isinstance(target, str | os.PathLike):
         yield target
         return
-    with open(target, "w", newline="", encoding="utf-8") as file:
+    with writable(target, "target") as file:
         yield file
+
+
+def writable(path: str | os.PathLike[str], argument: str) -> IO[str]:
+    """``path`` opened for writing UTF-8 text (an export, an import's rejected rows).
+
+    Raises ``ValidationError`` naming ``argument`` when it cannot be (a missing directory,
+    no permission). Text no encoding can hold (a lone surrogate read from a text source)
+    is written as a backslash escape rather than failing half-way through the file.
+    """
+    try:
+        return open(path, "w", newline="", encoding="utf-8", errors="backslashreplace")
+    except OSError as exc:
+        raise ValidationError(
+            argument, os.fspath(path), f"cannot be written ({exc.strerror})"
+        ) from None

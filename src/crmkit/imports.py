@@ -28,7 +28,6 @@ import contextlib
 import csv
 import gc
 import io
-import itertools
 import json
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -37,7 +36,7 @@ from typing import IO, TYPE_CHECKING, Any
 import attrs
 
 from crmkit.entities import Entity
-from crmkit.entities._fields import same, same_record
+from crmkit.entities._fields import check_key, same, same_record
 from crmkit.entities.schema import FieldInfo, field_info
 from crmkit.errors import (
     BackendError,
@@ -47,6 +46,7 @@ from crmkit.errors import (
     PermissionDenied,
     ValidationError,
 )
+from crmkit.exports import writable
 from crmkit.permissions import ScopedRepository, UserView
 from crmkit.query import F
 
@@ -99,7 +99,8 @@ class _Row:
         id: str | None = None,
     ) -> None:
         self.line, self.raw, self.fields, self.error, self.id = line, raw, fields, error, id
-        self.key: str | None = None
+        #: The external id matching this row to a stored record: ``(source, value)``.
+        self.key: tuple[str, str] | None = None
 
 
 class _Counts:
@@ -247,6 +248,12 @@ def _cell(info: FieldInfo, value: Any) -> Any:
     return value
 
 
+def _documents(entity: type[Entity]) -> frozenset[str]:
+    """The fields of ``entity`` holding a whole JSON document (a segment's rule, a role's
+    permissions): a row replaces such a value, it does not merge into it."""
+    return frozenset(a.name for a in attrs.fields(entity) if a.metadata.get("kind") == "json")
+
+
 def _same(stored: Entity, fields: Mapping[str, Any]) -> bool:
     """True when every value of the row already equals the stored one.
 
@@ -255,9 +262,13 @@ def _same(stored: Entity, fields: Mapping[str, Any]) -> bool:
     are stored in another form (decimals, dates given as text) simply compare unequal and
     take the full path.
     """
+    documents = _documents(type(stored))
     for name, value in fields.items():
         current = getattr(stored, name)
-        if isinstance(value, dict):
+        if name in documents:
+            if not same(current, value):
+                return False
+        elif isinstance(value, dict):
             if current is None:
                 return False
             if isinstance(current, Mapping):
@@ -277,11 +288,15 @@ _MISSING = object()
 
 
 def _merged(stored: Entity, fields: Mapping[str, Any]) -> Entity:
-    """``stored`` with the row's fields: mappings and objects merge key by key."""
+    """``stored`` with the row's fields: mappings (``custom``, ``external_ids``) and objects
+    (``address``) merge key by key; JSON documents and everything else are replaced."""
     changes: dict[str, Any] = {}
+    documents = _documents(type(stored))
     for name, value in fields.items():
         current = getattr(stored, name)
-        if isinstance(value, dict) and isinstance(current, Mapping):
+        if name in documents:
+            changes[name] = value
+        elif isinstance(value, dict) and isinstance(current, Mapping):
             changes[name] = {**current, **value}
         elif isinstance(value, dict) and attrs.has(type(current)):
             try:
@@ -347,7 +362,10 @@ class Importer:
         ``address`` column holds JSON.
 
         ``key`` is the external-id source that identifies a record (default: the first
-        ``external_ids.<source>`` path of the mapping). A row whose key matches a stored
+        ``external_ids.<source>`` path of the mapping; a column must set it). Without either,
+        a whole ``external_ids`` column matches each row by the first source it names. A
+        row the ``csv`` module cannot read (a stray quote, a quoted cell never closed) is
+        rejected with the reason. A row whose key matches a stored
         record updates it (or leaves it unchanged); others are created. With
         ``check_duplicates``, a row that would be created but looks like a stored record
         (:meth:`crmkit.dedupe.DedupeService.candidates`) is rejected, naming that record.
@@ -355,7 +373,9 @@ class Importer:
         ``on_progress`` is called after every batch with the counts so far. Rejected rows
         go to ``rejected_path`` (CSV: ``line``, ``reason``, then the row's cells). Returns
         the :class:`ImportSummary`. Raises ``ValidationError`` for a bad mapping or
-        argument (before anything is written); bad rows never raise. Each batch is one
+        argument, a header naming a used column twice, or a ``rejected_path`` that is the
+        source or cannot be written (before anything is written); bad rows never raise. A
+        file that is not UTF-8 text part-way raises ``ValidationError`` there. Each batch is one
         transaction: a storage failure (``BackendError``) stops the import, and the batches
         before it stay written.
         """
@@ -363,10 +383,21 @@ class Importer:
         if not isinstance(delimiter, str) or len(delimiter) != 1 or delimiter in '"\r\n':
             raise ValidationError("delimiter", delimiter, "must be one character (not a quote)")
         _allow_long_cells()
-        with _opened(source) as file:
+        with _opened(source, rejected_path) as file:
             with _decoding():
-                reader = csv.reader(_without_bom(file), delimiter=delimiter)
-                header = next(reader, [])
+                # strict: a stray quote is an error, not text, and a quoted cell never
+                # closed ends in an error instead of swallowing the rest of the file
+                reader = csv.reader(_without_bom(file), delimiter=delimiter, strict=True)
+                try:
+                    header = next(reader, [])
+                except csv.Error as exc:
+                    raise ValidationError(
+                        "header", reader.line_num, f"is not CSV ({exc})"
+                    ) from None
+            repeated = sorted({c for c in header if header.count(c) > 1})
+            used = [c for c in repeated if mapping is None or c in mapping]
+            if used:
+                raise ValidationError("header", used, "names a column more than once")
             lists = self._multi_valued(entity)
             mapper = _Mapper(self._crm.repository(entity).entity, mapping, header, lists)
             self._checked_mapping(entity, mapper, explicit=mapping is not None)
@@ -385,7 +416,15 @@ class Importer:
 
             def read() -> Iterator[_Row]:
                 line = reader.line_num
-                for cells in reader:
+                while True:
+                    try:
+                        cells = next(reader)
+                    except StopIteration:
+                        return
+                    except csv.Error as exc:  # the reader goes on at the next line
+                        start, line = line + 1, reader.line_num
+                        yield _Row(start, (), None, _malformed(exc, start, line))
+                        continue
                     start, line = line + 1, reader.line_num
                     if not cells:
                         continue
@@ -431,7 +470,9 @@ class Importer:
         the keys are the paths; nested objects such as ``"address": {...}`` and lists are
         taken as they are, text in a list field is split on ``;``). Blank lines are skipped;
         a line that is not a JSON object is rejected. The rejected file has the columns
-        ``line``, ``reason`` and ``row`` (the line's text).
+        ``line``, ``reason`` and ``row`` (the line's text). Without ``mapping`` and ``key``,
+        each row is matched by the first external-id source it names. Lines end at ``\n``
+        only (a ``\r`` inside a line is JSON white space).
         """
         _check_batch(batch_size)
         repo_entity: type[Entity] = self._crm.repository(entity).entity
@@ -439,7 +480,7 @@ class Importer:
         fixed = _Mapper(repo_entity, mapping, (), lists) if mapping is not None else None
         self._checked_mapping(entity, fixed, explicit=True)
         mappers: dict[tuple[str, ...], _Mapper] = {}
-        with _opened(source) as file:
+        with _opened(source, rejected_path, newline="\n") as file:
 
             def rows() -> Iterator[_Row]:
                 with _decoding():
@@ -503,21 +544,27 @@ class Importer:
             key = next(
                 (i.key for _, _, i in mapper.targets if i and i.column == "external_ids"), None
             )
-        if key is None and has_external:  # a whole external_ids column or JSON object
-            rows, key = _peek_key(rows, batch_size)
         if key is not None:
+            if not isinstance(key, str) or not key:
+                raise ValidationError("key", key, "must be an external-id source (text)")
             if not has_external:
                 raise ValidationError("key", key, f"{entity} have no external_ids")
             field_info(repo.entity, f"external_ids.{key}")
+            if mapper is not None and not any(
+                path in ("external_ids", f"external_ids.{key}") for _, path, _ in mapper.targets
+            ):  # no row could ever match: each import would create every record again
+                raise ValidationError(
+                    "key", key, f"is set by no column (map one to external_ids.{key})"
+                )
         counts = _Counts(os.fspath(rejected_path) if rejected_path is not None else None)
         with contextlib.ExitStack() as stack:
             stack.enter_context(_heap_frozen())
             writer = None
             if rejected_path is not None:
-                out = stack.enter_context(open(rejected_path, "w", newline="", encoding="utf-8"))
+                out = stack.enter_context(writable(rejected_path, "rejected_path"))
                 writer = csv.writer(out)
                 writer.writerow(["line", "reason", *header])
-            run = _Batch(self._crm, repo, key, has_external, check_duplicates, counts, writer)
+            run = _Batch(self._crm, repo, has_external, check_duplicates, counts, writer)
             for batch in _batches(rows, batch_size, key, has_external):
                 run.process(batch)
                 if on_progress is not None:
@@ -531,7 +578,7 @@ def _batches(
     """Batches of rows in which no external id nor record id repeats (so that a later row
     sees what the earlier one wrote)."""
     batch: list[_Row] = []
-    keys: set[str] = set()
+    keys: set[tuple[str, str]] = set()
     ids: set[str] = set()
     for row in rows:
         value = row.key = _key_of(row, key, has_external)
@@ -551,30 +598,33 @@ def _batches(
         yield batch
 
 
-def _peek_key(rows: Iterator[_Row], limit: int) -> tuple[Iterator[_Row], str | None]:
-    """The first external-id source among the first ``limit`` rows (JSON rows name their
-    own fields), and the rows again, those read included."""
-    ahead: list[_Row] = []
-    key = None
-    for row in rows:
-        ahead.append(row)
-        external = row.fields.get("external_ids") if row.fields else None
-        if isinstance(external, Mapping) and external:
-            key = next(iter(external))
-            break
-        if len(ahead) >= limit:
-            break
-    return itertools.chain(ahead, rows), key
+def _named_key(key: tuple[str, str] | None) -> str:
+    """A row's external id in a reason (``external_ids.shop='C-1'``)."""
+    assert key is not None  # only rows with a key match stored records
+    return f"external_ids.{key[0]}={key[1]!r}"
 
 
-def _key_of(row: _Row, key: str | None, has_external: bool) -> str | None:
-    if key is None or not has_external or row.fields is None:
+def _key_of(row: _Row, key: str | None, has_external: bool) -> tuple[str, str] | None:
+    """The row's ``(source, value)`` external id: under ``key`` when there is one, else
+    (a whole ``external_ids`` column or JSON object, no ``key`` given) the first source
+    the row itself names."""
+    if not has_external or row.fields is None:
         return None
     external = row.fields.get("external_ids")
-    if not isinstance(external, Mapping):
+    if not isinstance(external, Mapping) or not external:
         return None
-    value = external.get(key)
-    return value if isinstance(value, str) and value else None
+    source = key if key is not None else next(iter(external))
+    value = external.get(source)
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        if key is None:
+            check_key(source, "external_ids")  # ``key`` was checked before the first row
+        if not value.isascii():
+            value.encode("utf-8")
+    except (ValidationError, UnicodeEncodeError):  # a bad source, a lone surrogate: the
+        return None  # row is not looked up, and writing it rejects it with the reason
+    return source, value
 
 
 class _Batch:
@@ -584,13 +634,12 @@ class _Batch:
         self,
         source: CRM | UserView,
         repo: Repository[Any] | ScopedRepository[Any],
-        key: str | None,
         has_external: bool,
         check_duplicates: bool,
         counts: _Counts,
         writer: Any,
     ) -> None:
-        self.source, self.repo, self.key = source, repo, key
+        self.source, self.repo = source, repo
         # the CRM itself (a view's), and its repository: external ids are looked up in all
         # records, so that a row never duplicates a record its user cannot see
         self.crm: CRM = source.crm if isinstance(source, UserView) else source
@@ -629,8 +678,7 @@ class _Batch:
                     elif any(m is None or m.id != record.id for m in held):
                         self.reject(
                             row,
-                            f"external_ids.{self.key}={row.key!r} belongs to another record "
-                            f"than id {row.id!r}",
+                            f"{_named_key(row.key)} belongs to another record than id {row.id!r}",
                         )
                     else:
                         self._upsert(row, record)
@@ -639,16 +687,12 @@ class _Batch:
                 matches = stored.get(value, []) if value is not None else []
                 if matches and matches[0] is None:
                     self.reject(
-                        row,
-                        f"external_ids.{self.key}={value!r} belongs to a record "
-                        "this user may not change",
+                        row, f"{_named_key(value)} belongs to a record this user may not change"
                     )
                 elif len(matches) > 1:
                     ids = ", ".join(str(m.id) for m in matches if m is not None)
                     hidden = " and records this user may not read" if None in matches else ""
-                    self.reject(
-                        row, f"external_ids.{self.key}={value!r} matches records {ids}{hidden}"
-                    )
+                    self.reject(row, f"{_named_key(value)} matches records {ids}{hidden}")
                 elif matches and matches[0] is not None:
                     self._upsert(row, matches[0])
                 else:
@@ -672,26 +716,28 @@ class _Batch:
                 found[record.id] = None
         return found
 
-    def _lookup(self, rows: list[_Row]) -> dict[str, list[Entity | None]]:
-        """The stored records of the batch's keys; ``[None]`` for a key held only by records
-        a user's view cannot read."""
-        values = {r.key for r in rows if r.key is not None}
-        if not values:
-            return {}
-        found: dict[str, list[Entity | None]] = {}
-        where = F(f"external_ids.{self.key}").in_(sorted(values))
-        for record in self.repo.find(where):
-            found.setdefault(record.external_ids[self.key], []).append(record)
-        if self.every is not self.repo:  # a user's view: keys of records it cannot read
-            held: dict[str, int] = {}
-            for record in self.every.find(where):
-                value = record.external_ids[self.key]
-                held[value] = held.get(value, 0) + 1
-            for value, count in held.items():
-                if value not in found:
-                    found[value] = [None]
-                elif count > len(found[value]):  # ambiguous, as for the CRM: never guessed
-                    found[value] = [*found[value], None]
+    def _lookup(self, rows: list[_Row]) -> dict[tuple[str, str], list[Entity | None]]:
+        """The stored records of the batch's keys (one query per source); ``[None]`` for a
+        key held only by records a user's view cannot read."""
+        sources: dict[str, set[str]] = {}
+        for row in rows:
+            if row.key is not None:
+                sources.setdefault(row.key[0], set()).add(row.key[1])
+        found: dict[tuple[str, str], list[Entity | None]] = {}
+        for source, values in sources.items():
+            where = F(f"external_ids.{source}").in_(sorted(values))
+            for record in self.repo.find(where):
+                found.setdefault((source, record.external_ids[source]), []).append(record)
+            if self.every is not self.repo:  # a user's view: keys of records it cannot read
+                held: dict[tuple[str, str], int] = {}
+                for record in self.every.find(where):
+                    key = (source, record.external_ids[source])
+                    held[key] = held.get(key, 0) + 1
+                for key, count in held.items():
+                    if key not in found:
+                        found[key] = [None]
+                    elif count > len(found[key]):  # ambiguous, as for the CRM: never guessed
+                        found[key] = [*found[key], None]
         return found
 
     def _upsert(self, row: _Row, stored: Entity) -> None:
@@ -776,6 +822,19 @@ class _Batch:
 _MAX_CELL = 2 * 10_000_000
 
 
+def _malformed(error: csv.Error, start: int, end: int) -> str:
+    """The reason a row the ``csv`` module could not read is rejected."""
+    text = str(error)
+    if text == "unexpected end of data":
+        return (
+            f"has a quoted cell that is never closed: the file ends inside it (lines "
+            f"{start}-{end} were read as this row)"
+        )
+    if text.startswith("field larger than field limit"):
+        return f"has a cell longer than {_MAX_CELL:,} characters"
+    return f"is not valid CSV ({text})"
+
+
 def _allow_long_cells() -> None:
     """Raise the ``csv`` module's cell limit (131,072 characters by default) so that any
     record crmkit exports can be read back. The limit is the module's, for the whole
@@ -839,9 +898,32 @@ def _decoding() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _opened(source: Source) -> Iterator[IO[str]]:
+def _opened(
+    source: Source, rejected_path: str | os.PathLike[str] | None, *, newline: str = ""
+) -> Iterator[IO[str]]:
+    """``source`` open for reading (a path is opened as UTF-8, with or without a BOM).
+
+    ``newline`` is where lines end: any of ``\\n``, ``\\r\\n`` and ``\\r`` for CSV (the
+    ``csv`` module's own handling), ``\\n`` alone for JSON Lines, where a ``\\r`` inside a
+    line is JSON white space. Raises ``ValidationError`` when ``rejected_path`` is the file
+    itself (it would be emptied while read) or the file cannot be read.
+    """
+    name = getattr(source, "name", None) if hasattr(source, "read") else source
+    if (
+        rejected_path is not None
+        and isinstance(name, str | os.PathLike)
+        and os.path.realpath(name) == os.path.realpath(rejected_path)
+    ):
+        raise ValidationError("rejected_path", os.fspath(rejected_path), "is the file read")
     if isinstance(source, io.IOBase) or hasattr(source, "read"):
         yield source  # type: ignore[misc]
         return
-    with open(source, newline="", encoding="utf-8-sig") as file:
+    try:
+        # opened apart from the ``with`` below so that only opening errors are mapped
+        file = open(source, newline=newline, encoding="utf-8-sig")  # noqa: SIM115
+    except OSError as exc:
+        raise ValidationError(
+            "source", os.fspath(source), f"cannot be read ({exc.strerror})"
+        ) from None
+    with file:
         yield file

@@ -15,9 +15,21 @@ import json
 import os
 import tempfile
 
+import attrs
 import pytest
 
-from crmkit import CRM, Account, Address, Contact, Deal, PermissionDenied, Pipeline, Role, User
+from crmkit import (
+    CRM,
+    Account,
+    Address,
+    Contact,
+    Deal,
+    PermissionDenied,
+    Pipeline,
+    Role,
+    Segment,
+    User,
+)
 from crmkit.backends.memory import MemoryBackend
 from crmkit.entities import Stage, StageKind
 from crmkit.imports import ImportSummary
@@ -233,6 +245,53 @@ class ImportExportConformance:
         summary = crm.imports.csv(io.StringIO(deals), "deals", mapping=mapping)
         assert (summary.created, summary.updated, summary.rejected) == (1, 1, 1)
         assert sorted(d.name for d in crm.deals.find()) == ["Good", "Kept renamed"]
+
+    def test_an_external_id_no_backend_can_store_rejects_its_row(self, crm: CRM) -> None:
+        """A key holding a lone surrogate (valid in JSON text) is rejected with the reason
+        on every backend, before any lookup sends it to storage; the rest is imported."""
+        lines = [
+            '{"first_name": "A", "external_ids": {"shop": "S-1"}}',
+            '{"first_name": "B", "external_ids": {"shop": "S-2"}}',
+            '{"first_name": "C", "external_ids": {"shop": "\\ud800"}}',
+            '{"first_name": "D", "external_ids": {"shop": "S-4"}}',
+        ]
+        source = io.StringIO("\n".join(lines) + "\n")
+        summary = crm.imports.jsonl(source, key="shop", batch_size=2)
+        assert (summary.rows, summary.created, summary.rejected) == (4, 3, 1)
+        assert sorted(c.first_name or "" for c in crm.contacts.find()) == ["A", "B", "D"]
+
+    def test_rows_without_a_key_match_by_the_source_they_name(self, crm: CRM) -> None:
+        """Without a mapping or ``key``, each JSON row is matched by the first external-id
+        source it names, wherever it is in the file: keyed rows are never created twice."""
+        lines = [json.dumps({"first_name": f"N{i}"}) for i in range(3)]
+        lines.append(json.dumps({"first_name": "K", "external_ids": {"shop": "K-1"}}))
+        lines.append(json.dumps({"first_name": "E", "external_ids": {"erp": "E-1", "x": "1"}}))
+        lines.append(json.dumps({"first_name": "B", "external_ids": {"bad key": "B-1"}}))
+        text = "\n".join(lines) + "\n"
+        first = crm.imports.jsonl(io.StringIO(text), batch_size=2)
+        again = crm.imports.jsonl(io.StringIO(text), batch_size=2)
+        assert (first.created, first.rejected) == (5, 1)  # the bad source is rejected
+        assert (again.created, again.unchanged, again.rejected) == (3, 2, 1)
+        assert crm.contacts.count(F.external_ids.shop == "K-1") == 1
+        assert crm.contacts.count(F.external_ids.erp == "E-1") == 1
+
+    def test_a_json_document_is_replaced_by_an_import(self, crm: CRM) -> None:
+        """Restoring an export of a segment or role puts its rule or permissions back as
+        they were: a whole JSON document is replaced, never merged key by key."""
+        segment = crm.segments.add(Segment(name="Adas", rule=(F.first_name == "Ada").to_dict()))
+        role = crm.roles.add(Role(name="Rep", permissions={"contacts": {"read": "own"}}))
+        exported = {name: io.StringIO() for name in ("segments", "roles")}
+        for name, file in exported.items():
+            crm.exports.jsonl(file, name)
+        both = (F.first_name == "Ada") & (F.last_name == "L")
+        crm.segments.update(attrs.evolve(segment, rule=both.to_dict()))
+        grants = {"contacts": {"read": "own"}, "deals": {"read": "all", "delete": "all"}}
+        crm.roles.update(attrs.evolve(role, permissions=grants))
+        for name, file in exported.items():
+            assert crm.imports.jsonl(io.StringIO(file.getvalue()), name).updated == 1
+            assert crm.imports.jsonl(io.StringIO(file.getvalue()), name).unchanged == 1
+        assert crm.segments.get(segment.id or "").rule == (F.first_name == "Ada").to_dict()
+        assert crm.roles.get(role.id or "").permissions == {"contacts": {"read": "own"}}
 
     def test_duplicate_check_compares_rows_of_one_batch(self, crm: CRM) -> None:
         """With ``check_duplicates``, a row like an earlier row of the same file is rejected

@@ -706,7 +706,8 @@ class _Batch:
     def _named(self, rows: list[_Row]) -> dict[str | None, Entity | None]:
         """The stored records the rows name by id (an export's ``id`` column); ``None`` for
         an id held only by a record a user's view cannot read. Other ids are not there:
-        their rows are new records (an export of another CRM), with ids of their own."""
+        their rows are new records (an export of another CRM), created with the file's id,
+        so that importing the file again finds them and other records' references hold."""
         ids = sorted({r.id for r in rows if r.id is not None})
         if not ids:
             return {}
@@ -774,7 +775,8 @@ class _Batch:
         if not rows:
             return
         try:
-            result = self.repo.add_many([r.fields or {} for r in rows], on_error="collect")
+            items = [_with_id(r) for r in rows]
+            result = self.repo.add_many(items, on_error="collect", keep_ids=True)
         except BackendError:
             raise
         except CRMError:
@@ -792,7 +794,7 @@ class _Batch:
         """Create one row's record (in a savepoint), or reject the row with the reason."""
         try:
             with self.source.transaction():
-                self.repo.add(row.fields or {})
+                self.repo.add(_with_id(row), keep_id=True)
         except BackendError:
             raise
         except CRMError as exc:
@@ -815,6 +817,12 @@ class _Batch:
         best = matches[0]
         self.reject(row, f"looks like a duplicate of {best.b} (probability {best.probability:.2f})")
         return True
+
+
+def _with_id(row: _Row) -> dict[str, Any]:
+    """The fields of a row to create, with the id the file gives it (an export's)."""
+    fields = row.fields or {}
+    return {**fields, "id": row.id} if row.id is not None else fields
 
 
 #: The longest cell a CSV file may hold: the longest text an entity field accepts

@@ -545,11 +545,12 @@ class ScopedRepository(Generic[E]):
             raise self._deny(f"may not create this record in {self._collection}")
         return entity
 
-    def add(self, entity: E | Mapping[str, Any]) -> E:
-        """Create a record in the user's scope (owner defaults to the user)."""
+    def add(self, entity: E | Mapping[str, Any], *, keep_id: bool = False) -> E:
+        """Create a record in the user's scope (owner defaults to the user); ``keep_id`` as
+        in :meth:`Repository.add`."""
         checked = self._check_new(self._base._build(entity))
         with self._view.transaction():
-            stored = self._base.add(checked)  # audited by the repository, as this user
+            stored = self._base.add(checked, keep_id=keep_id)  # audited, as this user
         return self._mask(stored)
 
     def add_many(
@@ -558,8 +559,10 @@ class ScopedRepository(Generic[E]):
         *,
         batch_size: int = 1000,
         on_error: Literal["raise", "collect"] = "raise",
+        keep_ids: bool = False,
     ) -> BulkResult[E]:
-        """Create many records, all or nothing with respect to permissions.
+        """Create many records, all or nothing with respect to permissions (``keep_ids`` as
+        in :meth:`Repository.add_many`).
 
         A row the user may not create raises ``PermissionDenied`` and nothing is written,
         whatever ``on_error`` says; invalid rows follow ``on_error`` as in
@@ -578,7 +581,9 @@ class ScopedRepository(Generic[E]):
             else:
                 items.append((index, item))
         with self._view.transaction():
-            result = self._base.add_many(ready, batch_size=batch_size, on_error=on_error)
+            result = self._base.add_many(
+                ready, batch_size=batch_size, on_error=on_error, keep_ids=keep_ids
+            )
         # the base call's rejections name positions in ``ready``: turned back into the caller's
         for r in result.rejected:
             index, item = items[r.index]

@@ -215,24 +215,27 @@ class Repository(Generic[E]):
             entity = hook(entity, previous)
         return entity
 
-    def _new(self, entity: E | Mapping[str, Any], now: dt.datetime) -> E:
+    def _new(self, entity: E | Mapping[str, Any], now: dt.datetime, keep_id: bool = False) -> E:
         # stamped before the hooks, so that they see the write's time (``updated_at``); an
         # entity built here from a mapping is private to this call and stamped in place
         built = self._build(entity)
         stamp = stamped if built is entity else stamp_new
-        ready = stamp(built, id=new_id(), version=1, created_at=now, updated_at=now)
+        id = built.id if keep_id and built.id else new_id()  # a given id was validated
+        ready = stamp(built, id=id, version=1, created_at=now, updated_at=now)
         entity = self._prepare(ready, None)
         if entity is ready:
             return ready
         return stamped(entity, id=ready.id or "", version=1, created_at=now, updated_at=now)
 
-    def add(self, entity: E | Mapping[str, Any]) -> E:
+    def add(self, entity: E | Mapping[str, Any], *, keep_id: bool = False) -> E:
         """Store a new record and return it with ``id``, ``version=1`` and timestamps set.
 
-        ``entity`` may also be a mapping of field values. Storage fields on it are ignored.
-        Raises ``ValidationError``.
+        ``entity`` may also be a mapping of field values. Storage fields on it are ignored,
+        except its ``id`` with ``keep_id=True`` (a record restored from an export keeps the
+        id other records refer to it by; ``ConflictError`` if a record of the collection
+        holds it already). Raises ``ValidationError``.
         """
-        stored = self._new(entity, self._ctx.now())
+        stored = self._new(entity, self._ctx.now(), keep_id)
         hooks = self._ctx.after_write_hooks.get(self.entity.collection)
         after = [h for h in hooks if h.applies(stored, None)] if hooks else None
         audit = self._audit
@@ -255,11 +258,13 @@ class Repository(Generic[E]):
         *,
         batch_size: int = 1000,
         on_error: Literal["raise", "collect"] = "raise",
+        keep_ids: bool = False,
     ) -> BulkResult[E]:
         """Store many new records, one backend round trip per batch.
 
         Items are entities or mappings of field values (rows from a file): a mapping that
-        does not make a valid entity is a rejected row like any other invalid item.
+        does not make a valid entity is a rejected row like any other invalid item. With
+        ``keep_ids``, an item's ``id`` is kept (see :meth:`add`).
 
         With ``on_error="raise"`` (default) the first invalid record raises
         ``ValidationError`` and nothing at all is written. With ``"collect"`` every valid
@@ -280,7 +285,7 @@ class Repository(Generic[E]):
                 ready: list[E] = []
                 for item in batch:
                     try:
-                        ready.append(self._new(item, now))
+                        ready.append(self._new(item, now, keep_ids))
                     except ValidationError as exc:
                         if on_error == "raise":
                             raise exc from None

@@ -588,6 +588,22 @@ class ConformanceSuite(
         assert _content(added) == _content(entity)
         assert repo.get(added.id or "") == added
 
+    def test_add_keeps_a_given_id_only_when_asked(self, crm: CRM) -> None:
+        """``add`` ignores an id on the record unless ``keep_id``; a kept id a record holds
+        already is a ConflictError, in one batch of ``add_many`` too, and nothing is written."""
+        assert crm.contacts.add(Contact(id="c-1", first_name="New id")).id != "c-1"
+        kept = crm.contacts.add({"id": "c-1", "first_name": "Ada"}, keep_id=True)
+        assert crm.contacts.get("c-1") == kept
+        with pytest.raises(ConflictError):
+            crm.contacts.add(Contact(id="c-1", first_name="Bob"), keep_id=True)
+        batch = [Contact(id="c-2", first_name="Cy"), Contact(id="c-1", first_name="Dee")]
+        with pytest.raises(ConflictError):
+            crm.contacts.add_many(batch, keep_ids=True)
+        added = crm.contacts.add_many([batch[0], Contact(first_name="Eve")], keep_ids=True)
+        assert added[0].id == "c-2"
+        assert added[1].id not in (None, "c-1", "c-2")
+        assert crm.contacts.count() == 4
+
     def test_get_update_delete_of_missing_id_raise_not_found(self, crm: CRM) -> None:
         """A missing id gives NotFound on get, update and delete."""
         gone = crm.contacts.add(Contact(first_name="Gone"))

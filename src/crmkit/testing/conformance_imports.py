@@ -138,6 +138,27 @@ class ImportExportConformance:
         (document,) = [json.loads(line) for line in out.getvalue().splitlines()]
         assert document["external_ids"] == {"shop": "C-1"}
 
+    def test_an_export_imported_into_another_crm_keeps_its_ids(self, crm: CRM) -> None:
+        """Records of another CRM's export are created with the ids the file gives them:
+        importing the file again changes nothing (with or without external ids), and
+        references between the exported records (a deal's contacts) still hold."""
+        source = CRM(MemoryBackend())
+        ada = source.contacts.add(Contact(first_name="Ada"))  # no external id
+        bob = source.contacts.add(Contact(first_name="Bob", external_ids={"shop": "B-1"}))
+        deal = source.deals.add(Deal(name="Big", contact_ids=[ada.id or "", bob.id or ""]))
+        files = {}
+        for name in ("contacts", "deals"):
+            files[name] = io.StringIO()
+            source.exports.jsonl(files[name], name)
+        for _ in range(2):
+            created = [crm.imports.jsonl(io.StringIO(files[n].getvalue()), n) for n in files]
+        assert [(s.created, s.unchanged) for s in created] == [(0, 2), (0, 1)]
+        assert {c.id for c in crm.contacts.find()} == {ada.id, bob.id}
+        stored = crm.deals.get(deal.id or "")
+        assert [c.first_name for c in crm.contacts.get_many(stored.contact_ids)] == ["Ada", "Bob"]
+        text = "id,first_name\n" + "x" * 201 + ",Cy\n"  # an id no record may have
+        assert crm.imports.csv(io.StringIO(text)).rejected == 1
+
     def test_export_through_a_user_view(self, crm: CRM) -> None:
         """A view exports the records its user may read, without the hidden fields."""
         role = crm.roles.add(

@@ -427,3 +427,15 @@ def test_export_fields_may_be_any_iterable(crm: crmkit.CRM) -> None:
     out = io.StringIO()
     crm.exports.jsonl(out, "contacts", fields=iter(["first_name"]))
     assert json.loads(out.getvalue()) == {"first_name": "Ada"}
+
+
+def test_an_audit_log_export_imports_back(crm: crmkit.CRM) -> None:
+    """Fields kept with their record only (an audit entry's ``changed``) are read from a
+    file like any other: the audit log's export imports back unchanged, and elsewhere."""
+    crm.contacts.add(Contact(first_name="Ada", last_name="L"))
+    out = io.StringIO()
+    assert crm.exports.csv(out, "audit_log") == 1
+    assert crm.imports.csv(io.StringIO(out.getvalue()), "audit_log").unchanged == 1
+    other = crmkit.connect("memory://")
+    assert other.imports.csv(io.StringIO(out.getvalue()), "audit_log").created == 1
+    assert other.audit_log.find()[0].changed == ("first_name", "last_name")

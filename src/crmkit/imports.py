@@ -161,6 +161,9 @@ class _Mapper:
             return None
         if path in _STORAGE:
             raise ValidationError("mapping", path, "is a storage field the repository sets")
+        if top is not None and top.metadata.get("filterable", True) is False:
+            # kept with its record only (an audit entry's ``changed``): set, never queried
+            return FieldInfo(path, top.metadata["kind"], path)
         return field_info(self.entity, path)
 
     def fields(self, row: Mapping[str, Any]) -> dict[str, Any]:

@@ -439,3 +439,15 @@ def test_an_audit_log_export_imports_back(crm: crmkit.CRM) -> None:
     other = crmkit.connect("memory://")
     assert other.imports.csv(io.StringIO(out.getvalue()), "audit_log").created == 1
     assert other.audit_log.find()[0].changed == ("first_name", "last_name")
+
+
+def test_a_file_that_stops_being_utf8_stops_the_import_after_whole_batches(
+    crm: crmkit.CRM,
+) -> None:
+    body = "".join(f"P{i}\n" for i in range(2500)).encode() + b"Ren\xe9\nZoe\n"
+    source = io.TextIOWrapper(io.BytesIO(b"first_name\n" + body), encoding="utf-8")
+    with pytest.raises(ValidationError, match=r"not UTF-8 text \(reading stopped after line"):
+        crm.imports.csv(source, batch_size=1000)
+    written = crm.contacts.count()  # the batches before it, whole (text is decoded ahead)
+    assert written % 1000 == 0
+    assert 0 < written < 2500

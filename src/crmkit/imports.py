@@ -414,7 +414,7 @@ class Importer:
             id_at = header.index("id") if mapping is None and "id" in header else None
 
             def rows() -> Iterator[_Row]:
-                with _decoding():
+                with _decoding(lambda: reader.line_num):
                     yield from read()
 
             def read() -> Iterator[_Row]:
@@ -484,13 +484,15 @@ class Importer:
         self._checked_mapping(entity, fixed, explicit=True)
         mappers: dict[tuple[str, ...], _Mapper] = {}
         with _opened(source, rejected_path, newline="\n") as file:
+            last = [0]  # the number of the line read last
 
             def rows() -> Iterator[_Row]:
-                with _decoding():
+                with _decoding(lambda: last[0]):
                     yield from read()
 
             def read() -> Iterator[_Row]:
                 for number, text in enumerate(_without_bom(file), start=1):
+                    last[0] = number
                     if not text.strip():
                         continue
                     raw = (text.rstrip("\r\n"),)
@@ -897,14 +899,19 @@ def _without_bom(file: IO[str]) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def _decoding() -> Iterator[None]:
+def _decoding(lines_read: Callable[[], int] = lambda: 0) -> Iterator[None]:
     """Turn a file that is not UTF-8 text into a ``ValidationError`` (the import stops;
-    the batches before it stay written)."""
+    the batches before it stay written). ``lines_read`` tells how far reading got (text
+    is decoded a block ahead of the lines handed out, so the bad byte may be further)."""
     try:
         yield
     except UnicodeDecodeError as exc:
+        read = lines_read()
+        where = f" (reading stopped after line {read}; earlier batches stay written)"
         raise ValidationError(
-            "file", exc.object[max(0, exc.start - 20) : exc.end + 20], "is not UTF-8 text"
+            "file",
+            exc.object[max(0, exc.start - 20) : exc.end + 20],
+            f"is not UTF-8 text{where if read else ''}",
         ) from None
 
 

@@ -17,7 +17,7 @@ import attrs
 from crmkit.aggregation import Group, Metric, check_spec, finish_rows
 from crmkit.entities import AuditAction, Entity
 from crmkit.entities._base import stamp_new, stamped
-from crmkit.errors import BackendError, ConflictError, ValidationError
+from crmkit.errors import BackendError, ConflictError, NotFound, ValidationError
 from crmkit.events import Created, Deleted, Event, Updated
 from crmkit.ids import new_id
 from crmkit.protocols import Store, chunked
@@ -365,7 +365,7 @@ class Repository(Generic[E]):
         Raises ``NotFound`` or ``ConflictError``.
         """
         with self._ctx.transaction():
-            previous = self._store.get(id)
+            previous = self._stored(id)
             self._store.delete(id, previous.version if version is None else version)
             if self._audit is not None:
                 self._audit.record(self.entity.collection, AuditAction.DELETE, [(None, previous)])
@@ -398,9 +398,21 @@ class Repository(Generic[E]):
         """Return the record with ``id``; raises ``NotFound``."""
         return self._store.get(id)
 
+    def _stored(self, id: str) -> E:
+        """The stored record ``id`` for a write; ``NotFound`` for any value that is no id
+        (a dict-keyed store raises ``TypeError`` for a list). ``get`` skips this: it is the
+        store's own, for speed."""
+        try:
+            return self._store.get(id)
+        except TypeError:  # an unhashable id (a list) on a store keyed by a dict
+            if isinstance(id, str):
+                raise
+            raise NotFound(self.entity.collection, id) from None
+
     def get_many(self, ids: Iterable[str]) -> list[E]:
-        """Return the records with these ids, in the order given; unknown ids are left out."""
-        wanted = list(dict.fromkeys(ids))
+        """Return the records with these ids, in the order given; unknown ids (and values
+        that are not ids) are left out."""
+        wanted = list(dict.fromkeys(i for i in ids if isinstance(i, str)))
         found = {e.id: e for e in self._store.get_many(wanted)}
         return [found[i] for i in wanted if i in found]
 

@@ -608,11 +608,14 @@ class ConformanceSuite(
         """A missing id gives NotFound on get, update and delete."""
         gone = crm.contacts.add(Contact(first_name="Gone"))
         crm.contacts.delete(gone.id or "")
-        for missing in (gone.id or "", "no-such-id"):
+        ids: list[Any] = [gone.id or "", "no-such-id", 5, None]
+        for missing in ids:
             with pytest.raises(NotFound):
                 crm.contacts.get(missing)
+        for missing in [*ids, ["a", "list"]]:
             with pytest.raises(NotFound):
                 crm.contacts.delete(missing)
+        assert crm.contacts.get_many([["a", "list"], 5, gone.id or ""]) == []  # type: ignore[list-item]
         with pytest.raises(NotFound):
             crm.contacts.update(attrs.evolve(gone, title="CTO"))
         assert crm.contacts.count() == 0

@@ -16,19 +16,30 @@ listing it.
 ``crm.privacy.erase(contact_id)``, in one transaction:
 
 - turns the contact into an anonymous tombstone (``erased_at`` set, every personal field
-  emptied) so deals, tickets and links keep pointing at a record;
+  emptied) so deals, tickets and links keep pointing at a record; its consent history
+  stays (purpose, decision and time are the legal record of consent) with the person's
+  identifiers redacted from each ``source``;
 - empties the personal fields of interactions where the person is the only participant,
   and elsewhere (other interactions, tasks, tickets, deals, stage-change reasons, segment
   rules) replaces the person's email addresses, phone numbers and names by
-  ``[erased]``, including interactions that only mention them in their text;
+  ``[erased]``, including interactions that only mention them: their email address or
+  phone number, in any case, in a subject, body, quoted text or signature, or in a
+  participant's address or name (a participant at one of their addresses is wiped).
+  Phone numbers are found in national or international form, with any separators and
+  an extension. An enum custom value is a choice, not text: it is kept, or cleared when
+  it holds the person's identifiers (and segment rules keep their conditions on enum
+  fields), so erasure never writes a value outside the choices;
 - removes the personal values from the audit entries of every record touched (the
   ``changes`` of personal fields lose their old and new values; the fact that a field
-  changed stays) and from merge snapshots (the duplicates folded into the contact are the
-  same person: their addresses and numbers are erased too);
+  changed stays) and from merge snapshots and survivorship rules (the duplicates folded
+  into the contact are the same person: their addresses and numbers are erased too, and
+  so are the override values of personal fields);
 - drops the contact from static segment snapshots;
-- suppresses every email address and phone number of the person: only a keyed hash is
-  stored (:class:`~crmkit.entities.Suppression`), and adding or importing a contact with
-  one of them raises :class:`crmkit.Suppressed` (imports report the row as rejected).
+- suppresses every email address and phone number of the person that normalizes (a
+  participant's address that is not a valid email is wiped but cannot be suppressed):
+  only a keyed hash is stored (:class:`~crmkit.entities.Suppression`), and adding or
+  importing a contact with one of them raises :class:`crmkit.Suppressed` (imports report
+  the row as rejected).
 
 Business facts stay: a deal's amount and stage, an account's name, a ticket's status.
 Backends rewrite their indexes with the rows; on SQLite crmkit turns on
@@ -51,7 +62,7 @@ import hmac
 import re
 import secrets
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -65,8 +76,11 @@ from crmkit.entities import (
     Contact,
     Deal,
     Entity,
+    FieldDefinition,
+    FieldType,
     FrozenDict,
     Interaction,
+    InteractionKind,
     MergeRecord,
     Order,
     Segment,
@@ -81,7 +95,7 @@ from crmkit.entities import (
 from crmkit.entities._base import stamped
 from crmkit.entities._fields import EMPTY, sensitivity_of
 from crmkit.errors import CRMError, Suppressed, ValidationError
-from crmkit.query import F, Query
+from crmkit.query import Expr, F, Query
 
 if TYPE_CHECKING:
     from crmkit.crm import CRM
@@ -116,12 +130,39 @@ def _chunks(ids: Iterable[str]) -> Iterator[list[str]]:
         yield items[i : i + _BATCH]
 
 
+#: Separators between the digits of a written phone number.
+_SEP = r"[\s\-.()]*"
+#: An extension written after a number (``ext. 12``, ``x12``, ``#12``, ``;ext=12``).
+_EXTENSION = rf"(?:{_SEP}(?:;ext=|extension|ext\.?|x|#){_SEP}\d+)?"
+
+
+def _phone_pattern(phone: str) -> str | None:
+    """A pattern for a stored phone number however it is written: its national significant
+    number, after the country code (``+1``, ``001``, ``1``), a trunk prefix (``0``, also
+    ``(0)`` after the country code) or nothing, with any separators and an optional
+    extension, and not inside a longer run of digits."""
+    import phonenumbers
+
+    try:
+        number = phonenumbers.parse(phone, None)
+    except phonenumbers.NumberParseException:
+        digits = [d for d in phone if d.isdigit()]
+        return r"\+?" + _SEP.join(digits) if len(digits) >= 5 else None
+    national = _SEP.join(phonenumbers.national_significant_number(number))
+    region = phonenumbers.region_code_for_country_code(number.country_code or 0)
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
+    trunk = re.escape(getattr(metadata, "national_prefix", None) or "")
+    country = rf"(?:\+|00)?{number.country_code}{_SEP}"
+    prefix = rf"(?:{country}(?:{trunk}{_SEP})?|{trunk}{_SEP})?" if trunk else rf"(?:{country})?"
+    return rf"(?<!\d)\(?{prefix}{national}{_EXTENSION}(?!\d)"
+
+
 class _Redactor:
     """Replaces a person's identifiers in text and JSON documents.
 
     Hand-written (a few regular expressions) because what counts as "the person" here is
-    crmkit's own data: their emails, E.164 phones (also written with spaces, dashes or
-    parentheses between digits) and names (whole words, any case).
+    crmkit's own data: their emails, phones (:func:`_phone_pattern`: national or
+    international form, any separators, an extension) and names (whole words, any case).
     """
 
     def __init__(
@@ -134,11 +175,9 @@ class _Redactor:
         #: The erased contact's id: embedded values linked to it (an email's participant)
         #: lose their personal fields entirely.
         self.person = person
+        self._emails = {e.casefold() for e in emails}
         parts: list[str] = [re.escape(e) for e in sorted(set(emails), key=len, reverse=True)]
-        for phone in sorted(set(phones)):
-            digits = [d for d in phone if d.isdigit()]
-            if len(digits) >= 5:
-                parts.append(r"\+?" + r"[\s\-.()]*".join(digits))
+        parts += filter(None, map(_phone_pattern, sorted(set(phones))))
         words = sorted({n for n in names if n and len(n) >= 2}, key=len, reverse=True)
         parts += [r"\b" + re.escape(n) + r"\b" for n in words]
         self._pattern = re.compile("|".join(parts), re.IGNORECASE) if parts else None
@@ -148,6 +187,18 @@ class _Redactor:
         if self._pattern is None:
             return value
         return self._pattern.sub(ERASED, value)
+
+    def finds(self, value: str) -> bool:
+        """Whether ``value`` holds one of the identifiers."""
+        return self._pattern is not None and self._pattern.search(value) is not None
+
+    def is_person(self, value: Any) -> bool:
+        """Whether an embedded value (an email's participant) is the person: linked to the
+        erased contact, or at one of their addresses."""
+        address = getattr(value, "address", None)
+        return (self.person is not None and getattr(value, "contact_id", None) == self.person) or (
+            isinstance(address, str) and address.casefold() in self._emails
+        )
 
     def deep(self, value: Any) -> Any:
         """A JSON-like value (frozen or plain) with identifiers redacted at every level."""
@@ -361,13 +412,20 @@ class Privacy:
 
     # --- export -----------------------------------------------------------------------
 
-    def _custom_tags(self, collection: str) -> dict[str, str | None] | None:
+    def _definitions(self, collection: str) -> list[FieldDefinition] | None:
+        """The custom field definitions of ``collection`` (``None``: the CRM has none)."""
         schema = getattr(self._crm, "schema", None)
         if schema is None:
             return None
         try:
-            defs = schema.fields(collection)
+            defs: list[FieldDefinition] = schema.fields(collection)
         except CRMError:  # no definitions for this collection
+            return None
+        return defs
+
+    def _custom_tags(self, collection: str) -> dict[str, str | None] | None:
+        defs = self._definitions(collection)
+        if defs is None:
             return None
         return {d.name: getattr(d, "sensitivity", "personal") for d in defs}
 
@@ -503,14 +561,26 @@ class Privacy:
         def touch(collection: str, entity: Entity) -> None:
             touched.setdefault(collection, set()).add(entity.id or "")
 
-        # mentions of the person in interactions they are not linked to
-        mention = None
-        for term in sorted(emails | phones):
-            part = F.body.contains(term) | F.subject.contains(term)
-            mention = part if mention is None else mention | part
-        linked = {i.id for i in related["interactions"]}
-        mentions = [] if mention is None else crm.interactions.find(mention)
-        for item in related["interactions"] + [m for m in mentions if m.id not in linked]:
+        # mentions of the person in interactions they are not linked to: an email address
+        # (any case) or phone number in a text, or among an email's participants
+        terms = sorted(emails | phones)
+        mention: Expr | None = None
+        for term in terms:
+            for field in ("subject", "body", "quoted_text", "signature"):
+                part = F(field).icontains(term) if term in emails else F(field).contains(term)
+                mention = part if mention is None else mention | part
+        interactions = {i.id: i for i in related["interactions"]}
+        for item in [] if mention is None else crm.interactions.find(mention):
+            interactions.setdefault(item.id, item)
+        # participants are embedded values no backend filters on: the email interactions
+        # are scanned, as an index for this rare request would cost every write
+        folded = [t.lower() for t in terms]
+        mail = crm.interactions.iterate(F.kind == InteractionKind.EMAIL) if terms else ()
+        for item in mail:
+            texts = [t.lower() for p in item.participants for t in (p.address, p.name) if t]
+            if item.id not in interactions and any(f in t for f in folded for t in texts):
+                interactions[item.id] = item
+        for item in interactions.values():
             wipe = item.contact_ids == (contact_id,)
             self._rewrite(crm.interactions, item, redactor, wipe=wipe)
             touch("interactions", item)
@@ -533,18 +603,26 @@ class Privacy:
         for merge in related["merges"]:
             only = snapshots[merge.id or ""] = _only(merge, contact_id)
             snapshot = self._erase_document(merge.snapshot, redactor, only=only)
-            if snapshot != merge.snapshot:
-                crm.repository(MergeRecord).update(attrs.evolve(merge, snapshot=snapshot))
+            rules = self._erase_rules(merge.rules, redactor, only=only)
+            if snapshot != merge.snapshot or rules != merge.rules:
+                crm.repository(MergeRecord).update(
+                    attrs.evolve(merge, snapshot=snapshot, rules=rules)
+                )
             touch("merges", merge)
         for segment in crm.segments.iterate():
             members = tuple(m for m in segment.member_ids if m != contact_id)
-            rule = redactor.deep(segment.rule)
+            rule = self._redact_rule(segment.entity, segment.rule, redactor)
             if members != segment.member_ids or rule != segment.rule:
                 crm.segments.update(attrs.evolve(segment, member_ids=members, rule=rule))
                 touch("segments", segment)
         tombstone = self._tombstone(crm.contacts.get(contact_id), redactor)
         tombstone = crm.contacts.update(tombstone)
-        self.suppress(emails=emails, phones=phones)
+        # an address or number that does not normalize (a participant's display text) is
+        # wiped above but cannot be suppressed
+        norm = crm.normalizer
+        self.suppress(
+            emails=_normalizing(norm.email, emails), phones=_normalizing(norm.phone, phones)
+        )
         # records linked to the person and deleted before: their audit entries remain
         for collection, ids in self._deleted_links({contact_id} | merged).items():
             touched.setdefault(collection, set()).update(ids)
@@ -605,17 +683,30 @@ class Privacy:
             out: dict[str, Any] = {}
             for key, value in doc.items():
                 if is_person and key in personal:
-                    out[key] = (
-                        []
-                        if isinstance(value, list | tuple)
-                        else ({} if isinstance(value, Mapping) else None)
-                    )
+                    out[key] = _empty_json(value)
                 else:
                     out[key] = self._erase_document(value, redactor, only=only)
             return out
         if isinstance(doc, list | tuple):
             return [self._erase_document(v, redactor, only=only) for v in doc]
         return redactor.deep(doc)
+
+    def _erase_rules(self, rules: Any, redactor: _Redactor, *, only: str | None) -> Any:
+        """A merge's survivorship rules erased like its snapshot: the override values
+        (``{"value": ...}``) of personal fields emptied while the merge stands (they are the
+        person's), the person's identifiers redacted in the others and in all the values of
+        an undone merge (``only`` given); strategy names are kept."""
+        if not isinstance(rules, Mapping):
+            return redactor.deep(rules)
+        personal = personal_fields(Contact)
+        out: dict[str, Any] = {}
+        for field, rule in rules.items():
+            if isinstance(rule, Mapping) and "value" in rule:
+                value = rule["value"]
+                mine = only is None and field in personal
+                rule = {**rule, "value": _empty_json(value) if mine else redactor.deep(value)}
+            out[field] = rule
+        return out
 
     def _deleted_links(self, people: set[str]) -> dict[str, set[str]]:
         """The ids of records that were linked to one of the contacts ``people`` (one
@@ -655,10 +746,10 @@ class Privacy:
                 continue
             if wipe and a.name in personal and a.default is not attrs.NOTHING:
                 new = _empty(value)
-            elif wipe and a.name == "custom":
-                new = self._redact_value(
-                    self._keep_custom(repo.entity.collection, value, keep_undefined=True), redactor
-                )
+            elif a.name == "custom":
+                collection = repo.entity.collection
+                kept = self._keep_custom(collection, value, keep_undefined=True) if wipe else value
+                new = self._redact_custom(collection, kept, redactor)
             else:
                 new = self._redact_value(value, redactor)
             if new != value:
@@ -676,10 +767,7 @@ class Privacy:
         if isinstance(value, Mapping):
             return redactor.deep(value)
         if attrs.has(type(value)):
-            linked = redactor.person is not None and (
-                getattr(value, "contact_id", None) == redactor.person
-            )
-            if linked:
+            if redactor.is_person(value):
                 wiped = {
                     a.name: ERASED if a.default is attrs.NOTHING else None
                     for a in attrs.fields(type(value))
@@ -693,6 +781,48 @@ class Privacy:
             }
             return attrs.evolve(value, **changes) if changes else value
         return value
+
+    def _redact_custom(
+        self, collection: str, custom: Mapping[str, Any], redactor: _Redactor
+    ) -> dict[str, Any]:
+        """``custom`` with the person's identifiers redacted. An enum choice is business
+        data, not text: it is kept, or cleared when it holds an identifier (a multi-enum
+        loses those choices), so the value stays one of the field's choices."""
+        types = {d.name: d.type for d in self._definitions(collection) or ()}
+        out: dict[str, Any] = {}
+        for key, value in custom.items():
+            kind = types.get(key)
+            if kind is FieldType.ENUM and isinstance(value, str):
+                if not redactor.finds(value):
+                    out[key] = value
+            elif kind is FieldType.MULTI_ENUM and isinstance(value, list | tuple):
+                kept = [v for v in value if not (isinstance(v, str) and redactor.finds(v))]
+                if kept:
+                    out[key] = type(value)(kept)
+            else:
+                out[key] = redactor.deep(value)
+        return out
+
+    def _redact_rule(self, collection: str, rule: Any, redactor: _Redactor) -> Any:
+        """A segment rule with the person's identifiers redacted, except in the conditions
+        on enum custom fields: their values are choices (kept, as on records), and a value
+        outside the choices would make the rule fail."""
+        enums = {
+            f"custom.{d.name}"
+            for d in self._definitions(collection) or ()
+            if d.type in (FieldType.ENUM, FieldType.MULTI_ENUM)
+        }
+
+        def redact(node: Any) -> Any:
+            if isinstance(node, Mapping):
+                if node.get("field") in enums:
+                    return node
+                return {k: redact(v) for k, v in node.items()}
+            if isinstance(node, list | tuple):
+                return type(node)(redact(v) for v in node)
+            return redactor.deep(node)
+
+        return redact(rule)
 
     def _keep_custom(
         self, collection: str, custom: Mapping[str, Any], *, keep_undefined: bool
@@ -713,8 +843,15 @@ class Privacy:
         changes: dict[str, Any] = {
             name: _empty(getattr(contact, name)) for name in personal if name != "custom"
         }
-        changes["custom"] = self._redact_value(
-            self._keep_custom("contacts", contact.custom, keep_undefined=False), redactor
+        changes["custom"] = self._redact_custom(
+            "contacts",
+            self._keep_custom("contacts", contact.custom, keep_undefined=False),
+            redactor,
+        )
+        # the consent history is the legal record of consent: only its free text is redacted
+        changes["consents"] = tuple(
+            attrs.evolve(c, source=redactor.text(c.source)) if c.source else c
+            for c in contact.consents
         )
         changes.update({name: _empty(getattr(contact, name)) for name in _ALSO_EMPTIED})
         changes["erased_at"] = contact.erased_at or self._crm.now()
@@ -754,6 +891,14 @@ class Privacy:
                     elif collection == "merges" and root == "snapshot":
                         only = snapshots.get(entry.record_id or "")
                         changes[field] = self._erase_document(change, redactor, only=only)
+                    elif (
+                        collection == "merges" and field == "rules" and isinstance(change, Mapping)
+                    ):
+                        only = snapshots.get(entry.record_id or "")
+                        changes[field] = {
+                            side: self._erase_rules(rules, redactor, only=only)
+                            for side, rules in change.items()
+                        }
                     else:
                         changes[field] = redactor.deep(change)
                 reason = redactor.text(entry.reason) if entry.reason else entry.reason
@@ -769,6 +914,25 @@ class Privacy:
             return
         with backend.reading() as conn:  # type: ignore[attr-defined]
             conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+def _empty_json(value: Any) -> Any:
+    """The empty value of a JSON value's kind (a list, a document, else ``None``)."""
+    if isinstance(value, list | tuple):
+        return []
+    return {} if isinstance(value, Mapping) else None
+
+
+def _normalizing(normalize: Callable[[str], str], values: Iterable[str]) -> list[str]:
+    """The ``values`` that ``normalize`` (the normalizer's ``email`` or ``phone``) accepts."""
+    out: list[str] = []
+    for value in values:
+        try:
+            normalize(value)
+        except ValidationError:
+            continue
+        out.append(value)
+    return out
 
 
 def _sides(entry: AuditEntry, field: str) -> tuple[Any, ...]:

@@ -145,7 +145,7 @@ class ImportExportConformance:
         source = CRM(MemoryBackend())
         ada = source.contacts.add(Contact(first_name="Ada"))  # no external id
         bob = source.contacts.add(Contact(first_name="Bob", external_ids={"shop": "B-1"}))
-        deal = source.deals.add(Deal(name="Big", contact_ids=[ada.id or "", bob.id or ""]))
+        deal = source.deals.add(Deal(name="Big", contact_ids=(ada.id or "", bob.id or "")))
         files = {}
         for name in ("contacts", "deals"):
             files[name] = io.StringIO()

@@ -18,6 +18,7 @@ import pytest
 
 import crmkit
 from crmkit import CRM, Account, Contact, Deal, Interaction, Role, Segment, Task, Ticket, User
+from crmkit.dedupe.merge import Override
 from crmkit.entities import (
     AccountContact,
     AccountRole,
@@ -33,11 +34,13 @@ from crmkit.entities import (
     Money,
     Order,
     OrderLine,
+    Participant,
+    ParticipantRole,
     SegmentKind,
     SurveyKind,
     SurveyResponse,
 )
-from crmkit.query import F
+from crmkit.query import F, from_dict
 
 __all__ = ["PrivacyConformance", "raw_dump"]
 
@@ -731,3 +734,241 @@ class PrivacyConformance:
             erase_then_fail()
         assert crm.contacts.get(p["ada"].id) == p["ada"]
         assert not crm.privacy.is_suppressed(EMAIL)
+
+    def test_privacy_erase_keeps_enum_choices_unless_they_identify(self, crm: CRM) -> None:
+        """An enum value is business data: kept, or cleared when it holds the person's
+        identifiers (a multi-enum loses those choices), never redacted into a value outside
+        the choices, so the erasure cannot fail on it (a required field included)."""
+        schema = crm.schema
+        schema.define_field("tickets", "product", "enum", choices=[LAST, "Falcon"], required=True)
+        schema.define_field("tickets", "tier", "enum", choices=["gold", "silver"])
+        schema.define_field("tickets", "lines", "multi_enum", choices=[LAST, "Falcon", "Web"])
+        schema.define_field("tickets", "note", "text")
+        schema.define_field("contacts", "region", "enum", choices=["emea", FIRST])
+        schema.define_field("contacts", "cohort", "enum", choices=["2023", FIRST])
+        ada = crm.contacts.add(
+            Contact(
+                first_name=FIRST,
+                last_name=LAST,
+                emails=(EMAIL,),
+                custom={"region": "emea", "cohort": FIRST},
+            )
+        )
+        ticket = crm.tickets.add(
+            Ticket(
+                subject="Crash on start",
+                contact_id=ada.id,
+                custom={
+                    "product": LAST,
+                    "tier": "gold",
+                    "lines": [LAST, "Web"],
+                    "note": f"seen by {EMAIL}",
+                },
+            )
+        )
+        rule = (F.custom.cohort == FIRST) | F.emails.contains(EMAIL)
+        segment = crm.segments.add(Segment(name="Cohort", rule=rule.to_dict()))
+        unrelated = (F.lifecycle_stage == "lead") | (F.custom.region == "emea")
+        leads = crm.segments.add(Segment(name="Leads", rule=unrelated.to_dict()))
+        tombstone = crm.privacy.erase(ada.id or "")
+        assert tombstone.custom == {"region": "emea"}
+        assert crm.tickets.get(ticket.id or "").custom == {
+            "tier": "gold",
+            "lines": ("Web",),
+            "note": "seen by [erased]",
+        }
+        # a segment rule keeps its enum choice (and still runs); the email is redacted
+        stored = from_dict(crm.segments.get(segment.id or "").rule).to_dict()
+        assert stored == ((F.custom.cohort == FIRST) | F.emails.contains("[erased]")).to_dict()
+        assert crm.segments.member_count(segment.id or "") == 0
+        assert crm.segments.get(leads.id or "").version == leads.version  # nothing to redact
+        assert EMAIL.encode() not in raw_dump(crm)  # the names are choices: they stay
+
+    def test_privacy_erase_wipes_an_unparseable_participant_address(self, crm: CRM) -> None:
+        """A participant linked to the person whose address is not a valid email is wiped
+        like any other and does not make the erasure fail: only valid addresses are
+        suppressed."""
+        ada = crm.contacts.add(Contact(first_name=FIRST, last_name=LAST, emails=(EMAIL,)))
+        unparseable = f"{FIRST} {LAST} <undisclosed-recipients>"
+        mail = crm.interactions.add(
+            Interaction(
+                kind=InteractionKind.EMAIL,
+                occurred_at=AT,
+                subject="Crash",
+                contact_ids=(ada.id or "",),
+                participants=(
+                    Participant(role=ParticipantRole.FROM, address=unparseable, contact_id=ada.id),
+                    Participant(role=ParticipantRole.TO, address="help@acme.example", name="Help"),
+                ),
+            )
+        )
+        crm.privacy.erase(ada.id or "")
+        who = crm.interactions.get(mail.id or "").participants
+        assert [(p.address, p.name) for p in who] == [
+            ("[erased]", None),
+            ("help@acme.example", "Help"),
+        ]
+        assert crm.privacy.is_suppressed(EMAIL)
+        after = raw_dump(crm)
+        for term in (EMAIL, "undisclosed-recipients", LAST):
+            assert term.encode() not in after, term
+
+    def test_privacy_tombstone_keeps_consents_without_their_source_text(self, crm: CRM) -> None:
+        """The consent history stays on the tombstone (purpose, decision, time: the legal
+        record), with the person's identifiers redacted from each source."""
+        consents = (
+            Consent(purpose="newsletter", granted=True, at=AT, source=f"double opt-in by {EMAIL}"),
+            Consent(
+                purpose="calls",
+                granted=True,
+                at=AT,
+                source=f"verbal, call to +44 20 7946 0958 with {FIRST} {LAST}",
+            ),
+            Consent(purpose="calls", granted=False, at=AT + dt.timedelta(days=1)),
+            Consent(purpose="sms", granted=True, at=AT, source="web form"),
+        )
+        ada = crm.contacts.add(
+            Contact(
+                first_name=FIRST,
+                last_name=LAST,
+                emails=(EMAIL,),
+                phones=(PHONE,),
+                consents=consents,
+            )
+        )
+        tombstone = crm.privacy.erase(ada.id or "")
+        assert crm.contacts.get(ada.id or "") == tombstone
+        assert [(c.purpose, c.granted, c.at, c.source) for c in tombstone.consents] == [
+            ("newsletter", True, AT, "double opt-in by [erased]"),
+            ("calls", True, AT, "verbal, call to [erased] with [erased]"),
+            ("calls", False, AT + dt.timedelta(days=1), None),
+            ("sms", True, AT, "web form"),
+        ]
+        assert tombstone.consent("calls") is False
+        after = raw_dump(crm)
+        for term in (EMAIL, FIRST, LAST, "7946"):
+            assert term.encode() not in after, term
+
+    def test_privacy_erase_empties_merge_override_rules(self, crm: CRM) -> None:
+        """A merge's survivorship rules lose the person's override values like its snapshot:
+        personal fields emptied, identifiers redacted elsewhere, strategies kept."""
+        ada = crm.contacts.add(Contact(first_name=FIRST, last_name=LAST, emails=(EMAIL,)))
+        dup = crm.contacts.add(Contact(first_name=FIRST, last_name=LAST, emails=(OLD_EMAIL,)))
+        merge = crm.dedupe.merge(
+            ada.id or "",
+            [dup.id or ""],
+            rules={
+                "title": Override(f"Rear Admiral {FIRST} {LAST}"),
+                "emails": Override([EMAIL, OLD_EMAIL, "zq.third@navy.example"]),
+                "lifecycle_stage": Override("customer"),
+                "lead_source": Override(f"referral from {EMAIL}"),
+            },
+        )
+        crm.privacy.erase(ada.id or "")
+        rules = crm.repository(MergeRecord).get(merge.id or "").rules
+        assert rules["title"] == {"value": None}
+        assert tuple(rules["emails"]["value"]) == ()
+        assert rules["lifecycle_stage"] == {"value": "customer"}
+        assert rules["lead_source"] == {"value": "referral from [erased]"}
+        assert rules["phones"] == "union"
+        assert crm.privacy.is_suppressed("zq.third@navy.example")
+        after = raw_dump(crm)
+        for term in (EMAIL, OLD_EMAIL, "zq.third@navy.example", LAST, "Rear Admiral"):
+            assert term.encode() not in after, term
+
+    def test_privacy_erase_finds_phones_however_written(self, crm: CRM) -> None:
+        """A number is redacted in national or international form, with a trunk prefix or
+        an extension, whatever the separators; longer digit runs are left alone."""
+        ada = crm.contacts.add(
+            Contact(
+                first_name=FIRST,
+                phones=("+1 415 555 0177", "+1 415 555 0188 ext. 12", "+44 20 7946 0958"),
+            )
+        )
+        grace = crm.contacts.add(Contact(first_name="Grace"))
+        shared = crm.interactions.add(
+            Interaction(
+                kind=InteractionKind.CALL,
+                occurred_at=AT,
+                body=(
+                    "Call (415) 555-0177, 415.555.0177, 1-415-555-0177, +1 415 555 0188 ext. 12,"
+                    " 415-555-0188 x12, 020 7946 0958 or +44 (0)20 7946 0958;"
+                    " not 415-555-01779 nor 2415 555 0177"
+                ),
+                contact_ids=(ada.id or "", grace.id or ""),
+            )
+        )
+        deal = crm.deals.add(
+            Deal(
+                name="Renewal",
+                contact_ids=(ada.id or "",),
+                custom={"champion_mobile": "(415) 555-0177 ext 2"},
+            )
+        )
+        crm.privacy.erase(ada.id or "")
+        assert crm.interactions.get(shared.id or "").body == (
+            "Call [erased], [erased], [erased], [erased], [erased], [erased] or [erased];"
+            " not 415-555-01779 nor 2415 555 0177"
+        )
+        assert crm.deals.get(deal.id or "").custom == {"champion_mobile": "[erased]"}
+        after = raw_dump(crm)
+        for term in ("(415) 555-0177", "415.555.0177", "0188 x12", "7946 0958", "4155550188"):
+            assert term.encode() not in after, term
+
+    def test_privacy_erase_finds_mentions_in_any_case_and_every_text(self, crm: CRM) -> None:
+        """Interactions not linked to the person are found when their subject, body, quoted
+        text, signature or a participant's address or name holds the person's email (in any
+        case) or phone number; a participant at the person's address is wiped."""
+        ada = crm.contacts.add(
+            Contact(first_name=FIRST, last_name=LAST, emails=(EMAIL,), phones=(PHONE,))
+        )
+        bob = crm.contacts.add(Contact(first_name="Bob", emails=("bob@bob.example",)))
+
+        def add(**fields: Any) -> Interaction:
+            kind = InteractionKind.EMAIL if "participants" in fields else InteractionKind.NOTE
+            return crm.interactions.add(
+                Interaction(kind=kind, occurred_at=AT, contact_ids=(bob.id or "",), **fields)
+            )
+
+        upper = add(subject=f"Fwd: {EMAIL.upper()}", body=f"forwarded to {EMAIL.upper()}")
+        cc = add(
+            body="see attached",
+            participants=(
+                Participant(role=ParticipantRole.CC, address=EMAIL, name=f"{FIRST} {LAST}"),
+            ),
+        )
+        named = add(
+            body="digest",
+            participants=(
+                Participant(
+                    role=ParticipantRole.FROM,
+                    address="list@lists.example",
+                    name=f"{EMAIL} via List",
+                ),
+            ),
+        )
+        quoted = add(
+            body="thanks",
+            quoted_text=f"> On Monday {EMAIL} wrote",
+            signature=f"{FIRST} {LAST}, {PHONE}",
+        )
+        other = add(
+            body="nothing about her",
+            participants=(Participant(role=ParticipantRole.TO, address="x@y.example"),),
+        )
+        crm.privacy.erase(ada.id or "")
+        got = {i.id: i for i in crm.interactions.find()}
+        assert (got[upper.id].subject, got[upper.id].body) == (
+            "Fwd: [erased]",
+            "forwarded to [erased]",
+        )
+        assert [(p.address, p.name) for p in got[cc.id].participants] == [("[erased]", None)]
+        assert got[named.id].participants[0].name == "[erased] via List"
+        assert (got[quoted.id].quoted_text, got[quoted.id].signature) == (
+            "> On Monday [erased] wrote",
+            "[erased], [erased]",
+        )
+        assert got[other.id] == other
+        after = raw_dump(crm)
+        for term in (EMAIL, FIRST, LAST, PHONE):
+            assert term.encode() not in after, term

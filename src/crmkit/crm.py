@@ -294,6 +294,20 @@ class CRM:
         else:
             pending.append(event)
 
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` once the current :meth:`transaction` commits (at once outside
+        one); never when it, or the savepoint ``callback`` was queued in, rolls back.
+
+        For work on committed data only, such as making storage overwrite what was
+        erased. Callbacks run in the order queued, after the transaction's events are
+        published; an exception from one propagates (the transaction stays committed).
+        """
+        queued: list[Callable[[], None]] | None = getattr(self._local, "after", None)
+        if queued is None:
+            callback()
+        else:
+            queued.append(callback)
+
     @property
     def in_transaction(self) -> bool:
         """Whether this thread is inside :meth:`transaction`."""
@@ -310,22 +324,26 @@ class CRM:
         local = self._local
         outer = getattr(local, "pending", None) is None
         if outer:
-            local.pending = []
-        mark = len(local.pending)
+            local.pending, local.after = [], []
+        mark, after_mark = len(local.pending), len(local.after)
         try:
             with self.backend.transaction():
                 yield
         except BaseException:
             del local.pending[mark:]
+            del local.after[after_mark:]
             if outer:
-                local.pending = None
+                local.pending = local.after = None
             for hook in self._rollback_hooks:
                 hook()
             raise
         if outer:
             pending, local.pending = local.pending, None
+            after, local.after = local.after, None
             if pending:
                 self.events.publish(pending)
+            for callback in after:
+                callback()
 
     # --- views ----------------------------------------------------------------------------
 

@@ -1483,6 +1483,28 @@ class ConformanceSuite(
         crm.contacts.add_many([_contact("X"), _contact("Y")])
         assert [type(e) for e in seen] == [Created, Created]
 
+    def test_after_commit_callbacks_run_once_committed_and_never_for_rollbacks(
+        self, crm: CRM
+    ) -> None:
+        """``after_commit`` runs a callback at once outside a transaction, at the outermost
+        commit inside one (seeing the committed data), and never for a rolled-back
+        transaction or savepoint."""
+        ran: list[str] = []
+        crm.after_commit(lambda: ran.append("now"))
+        assert ran == ["now"]
+        with crm.transaction():
+            ada = crm.contacts.add(_contact("Ada"))
+            crm.after_commit(lambda: ran.append(crm.contacts.get(ada.id or "").first_name or ""))
+            with crm.transaction():
+                crm.after_commit(lambda: ran.append("inner"))
+            with pytest.raises(_Boom):
+                _transaction(crm, lambda: crm.after_commit(lambda: ran.append("gone")), fail=True)
+            assert ran == ["now"]
+        assert ran == ["now", "Ada", "inner"]
+        with pytest.raises(_Boom):
+            _transaction(crm, lambda: crm.after_commit(lambda: ran.append("gone")), fail=True)
+        assert ran == ["now", "Ada", "inner"]
+
     # --- differential property tests --------------------------------------------------------
 
     @_DIFFERENTIAL

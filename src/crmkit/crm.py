@@ -150,9 +150,6 @@ class CRM:
         self._after_write_hooks.setdefault("contacts", []).append(
             AfterWriteHook(Relationships.account_changed, links.after_contact_write)
         )
-        self._after_write_hooks.setdefault("account_contacts", []).append(
-            AfterWriteHook(Relationships.pair_written, links.check_pair, links.check_pairs)
-        )
         self._after_delete_hooks: dict[str, list[Callable[[Any], None]]] = {
             "contacts": [links.after_delete],
             "accounts": [links.after_delete],

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
@@ -228,26 +227,6 @@ class Relationships:
             previous.contact_id,
             previous.account_id,
         )
-
-    def check_pairs(self, pairs: Sequence[tuple[Any, Any | None]]) -> None:
-        """After links are written: no two of them join the same contact and account
-        (``ValidationError``, the write rolled back). What the write hook cannot see, as it
-        checks each link against the stored ones before the batch is inserted: two new
-        links of one batch joining the same records. No query."""
-        seen: dict[tuple[str, str], str] = {}
-        for link, _ in pairs:
-            key = (link.contact_id, link.account_id)
-            if key in seen:
-                raise ValidationError(
-                    "accountcontact",
-                    {"contact_id": key[0], "account_id": key[1]},
-                    f"joins a contact and an account another link joins already ({seen[key]})",
-                )
-            seen[key] = link.id or ""
-
-    def check_pair(self, stored: Any, previous: Any | None) -> None:
-        """:meth:`check_pairs` for one write."""
-        self.check_pairs([(stored, previous)])
 
     # --- keeping links in sync with ``Contact.account_id`` ---------------------------------
 

@@ -269,8 +269,9 @@ class Repository(Generic[E]):
         With ``on_error="raise"`` (default) the first invalid record raises
         ``ValidationError`` and nothing at all is written. With ``"collect"`` every valid
         record is written and each invalid one is listed in ``result.rejected`` with its
-        index and reasons; nothing is silently skipped. Either way a storage failure rolls
-        the whole call back.
+        index and reasons; nothing is silently skipped. An item repeating the
+        :attr:`~crmkit.entities.Entity.unique_together` values of an earlier item of the
+        call is invalid. Either way a storage failure rolls the whole call back.
         """
         if on_error not in ("raise", "collect"):
             raise ValidationError("on_error", on_error, "must be 'raise' or 'collect'")
@@ -280,12 +281,17 @@ class Repository(Generic[E]):
         rejected: list[Rejected] = []
         now = self._ctx.now()
         index = 0
+        unique = self.entity.unique_together
+        seen: set[tuple[Any, ...]] = set()  # the unique_together values of earlier items
         with self._ctx.transaction():
             for batch in chunked(entities, batch_size):
                 ready: list[E] = []
                 for item in batch:
                     try:
-                        ready.append(self._new(item, now, keep_ids))
+                        new = self._new(item, now, keep_ids)
+                        if unique:
+                            self._check_unique(new, seen)
+                        ready.append(new)
                     except ValidationError as exc:
                         if on_error == "raise":
                             raise exc from None
@@ -307,6 +313,20 @@ class Repository(Generic[E]):
                 for stored in added:
                     self._emit_created(stored)
         return BulkResult(added, rejected)
+
+    def _check_unique(self, new: E, seen: set[tuple[Any, ...]]) -> None:
+        """Refuse ``new`` when it repeats the ``unique_together`` values of an earlier item
+        of the same bulk write (their keys in ``seen``); else remember its keys."""
+        unique = self.entity.unique_together
+        keys = [(fields, *(getattr(new, f) for f in fields)) for fields in unique]
+        for key in keys:
+            if key in seen:
+                raise ValidationError(
+                    self.entity.__name__.lower(),
+                    dict(zip(key[0], key[1:], strict=True)),
+                    f"repeats the {' and '.join(key[0])} of an earlier record of this write",
+                )
+        seen.update(keys)
 
     def update(self, entity: E) -> E:
         """Store a changed record: ``entity`` must carry the version it was read at.

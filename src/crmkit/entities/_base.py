@@ -34,6 +34,10 @@ class Entity:
     #: Fields looked up often enough that every backend indexes them (references to other
     #: records are indexed anyway).
     lookups: ClassVar[tuple[str, ...]] = ()
+    #: Sets of fields whose values no two records of the collection may share (an account
+    #: link's contact and account). ``add_many`` checks its items against each other; the
+    #: collection's write hook checks each write against the stored records.
+    unique_together: ClassVar[tuple[tuple[str, ...], ...]] = ()
 
     id: str | None = f.ref()
     version: int = f.integer(minimum=0, default=0)

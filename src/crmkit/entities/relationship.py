@@ -39,6 +39,7 @@ class AccountContact(Entity):
     """
 
     collection: ClassVar[str] = "account_contacts"
+    unique_together: ClassVar[tuple[tuple[str, ...], ...]] = (("contact_id", "account_id"),)
 
     contact_id: str = f.ref(required=True)
     account_id: str = f.ref(required=True)

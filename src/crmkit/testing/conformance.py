@@ -62,6 +62,8 @@ from crmkit import (
 )
 from crmkit.entities import (
     Access,
+    AccountContact,
+    AccountRole,
     ArticleStatus,
     AuditAction,
     AuditEntry,
@@ -603,6 +605,31 @@ class ConformanceSuite(
         assert added[0].id == "c-2"
         assert added[1].id not in (None, "c-1", "c-2")
         assert crm.contacts.count() == 4
+
+    def test_add_many_refuses_items_repeating_unique_values_of_the_call(self, crm: CRM) -> None:
+        """Two items of one ``add_many`` with the same ``unique_together`` values (two links
+        joining one contact and one account): the later one is rejected with the reason
+        under ``on_error="collect"``, in any batch of the call; under ``"raise"`` nothing
+        is written."""
+        ada = crm.contacts.add(Contact(first_name="Ada"))
+        acme, fund = (crm.accounts.add(Account(name=n)) for n in ("Acme", "Fund"))
+        links = [
+            AccountContact(contact_id=ada.id or "", account_id=acme.id or ""),
+            AccountContact(contact_id=ada.id or "", account_id=fund.id or ""),
+            AccountContact(
+                contact_id=ada.id or "", account_id=acme.id or "", role=AccountRole.CONSULTANT
+            ),
+        ]
+        with pytest.raises(ValidationError, match="repeats the contact_id and account_id"):
+            crm.account_contacts.add_many(links)
+        assert crm.account_contacts.count() == 0
+        result = crm.account_contacts.add_many(links, on_error="collect", batch_size=2)
+        assert [(x.account_id, x.role) for x in result] == [
+            (acme.id, AccountRole.EMPLOYEE),
+            (fund.id, AccountRole.EMPLOYEE),
+        ]
+        assert [r.index for r in result.rejected] == [2]
+        assert crm.account_contacts.count() == 2
 
     def test_get_update_delete_of_missing_id_raise_not_found(self, crm: CRM) -> None:
         """A missing id gives NotFound on get, update and delete."""

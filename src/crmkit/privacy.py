@@ -9,9 +9,11 @@ every custom field of a contact counts as personal.
 
 ``crm.privacy.export(contact_id)`` returns one JSON-serializable document with everything
 the CRM holds about the person: the contact, its account links, and the interactions,
-tasks, tickets, deals and campaign memberships linked to it, the audit entries of all
-those records, the merge records that involved the contact and the static segments
-listing it.
+tasks, tickets, deals, campaign memberships, orders and survey responses linked to it
+(also through one of its tickets or deals, as a deal's ``contact_roles``, or as an
+order's ``customer_email``), the knowledge-base articles linked to its tickets, the
+stage history of the contact and those records, the audit entries of all those records,
+the merge records that involved the contact and the static segments listing it.
 
 ``crm.privacy.erase(contact_id)``, in one transaction:
 
@@ -19,10 +21,13 @@ listing it.
   emptied) so deals, tickets and links keep pointing at a record; its consent history
   stays (purpose, decision and time are the legal record of consent) with the person's
   identifiers redacted from each ``source``;
-- empties the personal fields of interactions where the person is the only participant,
-  and elsewhere (other interactions, tasks, tickets, deals, stage-change reasons, segment
-  rules) replaces the person's email addresses, phone numbers and names by
-  ``[erased]``, including interactions that only mention them: their email address or
+- empties the personal fields of interactions, orders and survey responses that are the
+  person's alone (linked to them, or naming no contact and tied to their ticket, deal or
+  email address), and elsewhere (other interactions, orders and survey responses, tasks,
+  tickets, deals, articles of their tickets, attachment names, the stage-change reasons
+  of the contact and those records, segment rules) replaces the person's email
+  addresses, phone numbers and names (also joined by ``_``) by ``[erased]``, including
+  interactions that only mention them: their email address or
   phone number, in any case, in a subject, body, quoted text or signature, or in a
   participant's address or name (a participant at one of their addresses is wiped).
   Phone numbers are found in national or international form, with any separators and
@@ -39,13 +44,16 @@ listing it.
   participant's address that is not a valid email is wiped but cannot be suppressed):
   only a keyed hash is stored (:class:`~crmkit.entities.Suppression`), and adding or
   importing a contact with one of them raises :class:`crmkit.Suppressed` (imports report
-  the row as rejected).
+  the row as rejected). An order written with a suppressed ``customer_email`` is stored
+  without its customer's name, email and shipping address (an order is a business fact:
+  a shop feed must not fail).
 
 Business facts stay: a deal's amount and stage, an account's name, a ticket's status.
 Backends rewrite their indexes with the rows; on SQLite crmkit turns on
-``secure_delete`` and checkpoints the write-ahead log after an erasure, so the old bytes
-are overwritten. PostgreSQL keeps dead row versions until ``VACUUM`` and MongoDB's storage
-engine until it reuses the space: run those after erasures where that matters.
+``secure_delete``, merges the FTS5 index of articles when it rewrote some, and
+checkpoints the write-ahead log after an erasure, so the old bytes are overwritten.
+PostgreSQL keeps dead row versions until ``VACUUM`` and MongoDB's storage engine until
+it reuses the space: run those after erasures where that matters.
 
 The suppression key: HMAC-SHA256 with the CRM's privacy key. Pass one to
 ``crmkit.connect(url, privacy_key=...)`` (bytes or text, from your secret store) so that
@@ -62,6 +70,7 @@ import hmac
 import re
 import secrets
 import threading
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -70,6 +79,7 @@ import attrs
 from crmkit.dedupe.snapshot import to_document
 from crmkit.entities import (
     AccountContact,
+    Article,
     AuditAction,
     AuditEntry,
     CampaignMember,
@@ -100,10 +110,25 @@ from crmkit.query import Expr, F, Query
 if TYPE_CHECKING:
     from crmkit.crm import CRM
 
-__all__ = ["ERASED", "KEY_ID", "Privacy", "personal_fields", "sensitivity_of"]
+__all__ = [
+    "ERASED",
+    "KEY_ID",
+    "CheckpointIncomplete",
+    "Privacy",
+    "personal_fields",
+    "sensitivity_of",
+]
 
 #: What erased text is replaced by.
 ERASED = "[erased]"
+
+
+class CheckpointIncomplete(UserWarning):
+    """Warned after an erasure on SQLite when the write-ahead log could not be copied into
+    the database file (another connection held an older snapshot): the erased values stay
+    in the file's old pages until a later checkpoint (``PRAGMA wal_checkpoint``)."""
+
+
 #: Suppression lists up to this size are read once per transaction by bulk writes.
 CACHE_LIMIT = 50_000
 #: The id of the generated privacy key's record in ``suppressions``.
@@ -162,7 +187,8 @@ class _Redactor:
 
     Hand-written (a few regular expressions) because what counts as "the person" here is
     crmkit's own data: their emails, phones (:func:`_phone_pattern`: national or
-    international form, any separators, an extension) and names (whole words, any case).
+    international form, any separators, an extension) and names (whole words, any case,
+    ``_`` counting as a separator as in file names).
     """
 
     def __init__(
@@ -179,7 +205,8 @@ class _Redactor:
         parts: list[str] = [re.escape(e) for e in sorted(set(emails), key=len, reverse=True)]
         parts += filter(None, map(_phone_pattern, sorted(set(phones))))
         words = sorted({n for n in names if n and len(n) >= 2}, key=len, reverse=True)
-        parts += [r"\b" + re.escape(n) + r"\b" for n in words]
+        # not inside a longer word; unlike \b, "_" separates (passport_grace_hopper.jpg)
+        parts += [rf"(?<![^\W_]){re.escape(n)}(?![^\W_])" for n in words]
         self._pattern = re.compile("|".join(parts), re.IGNORECASE) if parts else None
 
     def text(self, value: str) -> str:
@@ -287,9 +314,6 @@ class Privacy:
             self._key = key
         return key
 
-    def _in_transaction(self) -> bool:
-        return getattr(self._crm._local, "pending", None) is not None
-
     def _transaction_digests(self, *, load: bool = True) -> set[str] | None:
         """From the second contact check of a transaction on (a bulk write: every
         ``add_many`` runs in one), the whole suppression list, read once, so that each row
@@ -379,7 +403,11 @@ class Privacy:
         return bool(self._store().get_many([self.digest(kind, plain, key=key)]))
 
     def __call__(self, entity: Any, previous: Any | None, /) -> Any:
-        """Write hook: refuse a contact carrying a suppressed email address or phone number."""
+        """Write hook: refuse a contact carrying a suppressed email address or phone number
+        (raises :class:`crmkit.Suppressed`), and store an order whose ``customer_email`` is
+        suppressed without its customer's personal data (see :meth:`_order`)."""
+        if type(entity) is Order:
+            return self._order(entity, previous)
         if type(entity) is not Contact or not (entity.emails or entity.phones):
             return entity
         # the hot path of every contact write: values are already normalized here (the
@@ -410,6 +438,29 @@ class Privacy:
             raise Suppressed(field, value, "belongs to an erased person and may not be added again")
         return entity
 
+    def _order(self, order: Order, previous: Order | None) -> Order:
+        """``order`` without the fields erasure empties on a person's orders (customer
+        name, email and shipping address, personal custom fields) when its
+        ``customer_email`` is suppressed: an order is a business fact, so a shop feed
+        storing it again must neither fail nor bring the erased person's data back."""
+        email = order.customer_email
+        if not email or (previous is not None and previous.customer_email == email):
+            return order
+        key = self._stored_key(create=False)
+        if key is None:
+            return order
+        try:
+            digest = self.digest("email", self._crm.normalizer.email(email), key=key)
+        except ValidationError:  # not an address: it cannot be suppressed
+            return order
+        known = self._transaction_digests()
+        found = digest in known if known is not None else self._store().get_many([digest])
+        if not found:
+            return order
+        changes: dict[str, Any] = {n: _empty(getattr(order, n)) for n in personal_fields(Order)}
+        changes["custom"] = self._keep_custom(Order.collection, order.custom, keep_undefined=True)
+        return attrs.evolve(order, **changes)
+
     # --- export -----------------------------------------------------------------------
 
     def _definitions(self, collection: str) -> list[FieldDefinition] | None:
@@ -430,20 +481,72 @@ class Privacy:
         return {d.name: getattr(d, "sensitivity", "personal") for d in defs}
 
     def _related(self, contact_id: str) -> dict[str, list[Any]]:
+        """The records tied to the contact: linked to it (``contact_id``, ``contact_ids``,
+        a deal's ``contact_roles``), or to one of its tickets or deals (interactions, tasks
+        and survey responses by ``ticket_id``/``deal_id``, articles by ``ticket_ids``).
+        Guest orders at the person's addresses are added by :meth:`_guest_orders`."""
         crm = self._crm
+        tickets = list(crm.tickets.iterate(F.contact_id == contact_id))
+        deals = list(crm.deals.iterate(_deals_of(contact_id)))
+        parents = {"ticket_id": [t.id for t in tickets], "deal_id": [d.id for d in deals]}
         return {
             "account_links": crm.account_contacts.find(F.contact_id == contact_id),
-            "interactions": list(crm.interactions.iterate(F.contact_ids.contains(contact_id))),
-            "tasks": list(crm.tasks.iterate(F.contact_id == contact_id)),
-            "tickets": list(crm.tickets.iterate(F.contact_id == contact_id)),
-            "deals": list(crm.deals.iterate(F.contact_ids.contains(contact_id))),
+            "interactions": _tied(crm.interactions, F.contact_ids.contains(contact_id), parents),
+            "tasks": _tied(crm.tasks, F.contact_id == contact_id, parents),
+            "tickets": tickets,
+            "deals": deals,
             "campaign_memberships": crm.campaign_members.find(F.contact_id == contact_id),
             "merges": crm.repository(MergeRecord).find(
                 (F.survivor_id == contact_id) | F.merged_ids.contains(contact_id)
             ),
             "orders": list(crm.orders.iterate(F.contact_id == contact_id)),
-            "survey_responses": list(crm.survey_responses.iterate(F.contact_id == contact_id)),
+            "survey_responses": _tied(crm.survey_responses, F.contact_id == contact_id, parents),
+            "articles": _tied(crm.articles, None, {"ticket_ids": parents["ticket_id"]}),
         }
+
+    def _guest_orders(self, emails: Iterable[str], known: Iterable[Order]) -> list[Order]:
+        """The orders placed at one of ``emails`` (a guest checkout) that are not among
+        ``known``. ``customer_email`` is stored as given and is not indexed: each address is
+        searched in any case (a scan of the orders), then compared whole."""
+        wanted = {e.strip().casefold() for e in emails if "@" in e}
+        where: Expr | None = None
+        for email in sorted(wanted):
+            part = F.customer_email.icontains(email)
+            where = part if where is None else where | part
+        if where is None:
+            return []
+        seen = {o.id for o in known}
+        return [
+            o
+            for o in self._crm.orders.iterate(where)
+            if o.id not in seen and (o.customer_email or "").strip().casefold() in wanted
+        ]
+
+    def _identifiers_of(
+        self, contact: Contact, related: Mapping[str, list[Any]]
+    ) -> tuple[set[str], set[str], set[str]]:
+        """The person's emails, phones and names: the contact's, those of the documents of
+        their merges, those their record held before (its audit entries) and those of the
+        participants linked to them."""
+        contact_id = contact.id or ""
+        emails, phones = set(contact.emails), set(contact.phones)
+        names = {contact.first_name or "", contact.last_name or "", contact.name}
+        for merge in related["merges"]:
+            only = _only(merge, contact_id)
+            self._identifiers(merge.snapshot, emails, phones, names, only=only)
+        # the emails and phones the person's record held before (not those an undone
+        # merge had brought from someone else)
+        others = _others_identifiers(related["merges"], contact_id)
+        self._identifiers_in_audit(
+            {contact_id} | _same_person(related["merges"]), emails, phones, others
+        )
+        for item in related["interactions"]:
+            for who in getattr(item, "participants", ()):
+                if getattr(who, "contact_id", None) == contact_id:
+                    emails.add(getattr(who, "address", "") or "")
+                    names.add(getattr(who, "name", "") or "")
+        emails.discard("")
+        return emails, phones, names
 
     def _audit(self, ids: Iterable[str]) -> list[AuditEntry]:
         out: list[AuditEntry] = []
@@ -456,21 +559,36 @@ class Privacy:
 
         Keys: ``contact``, ``account_links``, ``accounts`` (the linked accounts),
         ``interactions``, ``tasks``, ``tickets``, ``deals``, ``campaign_memberships``,
-        ``orders``, ``survey_responses``, ``audit_entries`` (of the contact and every record
-        listed), ``merges`` (with their snapshots), ``segments`` (static segments listing
-        the contact), ``exported_at``.
+        ``orders``, ``survey_responses``, ``articles`` (knowledge-base articles linked to
+        the person's tickets), ``stage_changes`` (the stage history of the contact, its
+        deals, tickets and campaign memberships), ``audit_entries`` (of the contact and
+        every record listed), ``merges`` (with their snapshots), ``segments`` (static
+        segments listing the contact), ``exported_at``. Records tied to the person through
+        one of their tickets or deals, deals naming them in ``contact_roles`` and orders
+        placed at one of their email addresses are listed with the linked ones.
         Raises ``NotFound`` for an unknown contact.
         """
         crm = self._crm
         contact = crm.contacts.get(contact_id)
         related = self._related(contact_id)
+        emails, _, _ = self._identifiers_of(contact, related)
+        related["orders"] += self._guest_orders(emails, related["orders"])
+        merged = _same_person(related["merges"]) - {contact_id}
+        people = {contact_id} | merged
+        related["stage_changes"] = self._stage_changes(
+            {
+                "contacts": people,
+                "deals": {d.id or "" for d in related["deals"]},
+                "tickets": {t.id or "" for t in related["tickets"]},
+                "campaign_members": {m.id or "" for m in related["campaign_memberships"]},
+            }
+        )
         account_ids = {x.account_id for x in related["account_links"]}
         if contact.account_id:
             account_ids.add(contact.account_id)
         records = [r for rows in related.values() for r in rows]
-        merged = _same_person(related["merges"]) - {contact_id}
-        people = {contact_id} | merged
-        deleted = [i for ids in self._deleted_links(people).values() for i in sorted(ids)]
+        links = self._deleted_links(people, related)
+        deleted = [i for ids in links.values() for i in sorted(ids)]
         ids = [contact_id, *sorted(merged), *(r.id or "" for r in records), *deleted]
         audit = self._audit(dict.fromkeys(ids))
         segments = crm.segments.find(
@@ -534,24 +652,15 @@ class Privacy:
         crm = self._crm
         contact = crm.contacts.get(contact_id)
         related = self._related(contact_id)
-        emails, phones = set(contact.emails), set(contact.phones)
-        names = {contact.first_name or "", contact.last_name or "", contact.name}
-        for merge in related["merges"]:
-            only = _only(merge, contact_id)
-            self._identifiers(merge.snapshot, emails, phones, names, only=only)
-        # the emails and phones the person's record held before (not those an undone
-        # merge had brought from someone else)
-        others = _others_identifiers(related["merges"], contact_id)
-        self._identifiers_in_audit(
-            {contact_id} | _same_person(related["merges"]), emails, phones, others
-        )
-        for item in related["interactions"]:
-            for who in getattr(item, "participants", ()):
-                if getattr(who, "contact_id", None) == contact_id:
-                    emails.add(getattr(who, "address", "") or "")
-                    names.add(getattr(who, "name", "") or "")
-        emails.discard("")
+        emails, phones, names = self._identifiers_of(contact, related)
+        related["orders"] += self._guest_orders(emails, related["orders"])
         redactor = _Redactor(emails, phones, names, contact_id)
+        # who the person's tickets and deals are about: a record tied to the person only
+        # through one of them is theirs alone when no one else is (see _owned)
+        parents = {
+            "ticket_id": {t.id or "": {t.contact_id} for t in related["tickets"]},
+            "deal_id": {d.id or "": {*d.contact_ids, *d.contact_roles} for d in related["deals"]},
+        }
         # the duplicates merged into the contact were the same person (their records
         # are gone; their audit entries are not); a merge that was undone said they
         # were not
@@ -570,32 +679,48 @@ class Privacy:
                 part = F(field).icontains(term) if term in emails else F(field).contains(term)
                 mention = part if mention is None else mention | part
         interactions = {i.id: i for i in related["interactions"]}
+        tied = set(interactions)
         for item in [] if mention is None else crm.interactions.find(mention):
             interactions.setdefault(item.id, item)
         # participants are embedded values no backend filters on: the email interactions
-        # are scanned, as an index for this rare request would cost every write
+        # are scanned, as an index for this rare request would cost every write (a
+        # participant linked to the contact counts, like one at their address)
         folded = [t.lower() for t in terms]
-        mail = crm.interactions.iterate(F.kind == InteractionKind.EMAIL) if terms else ()
-        for item in mail:
+        for item in crm.interactions.iterate(F.kind == InteractionKind.EMAIL):
             texts = [t.lower() for p in item.participants for t in (p.address, p.name) if t]
-            if item.id not in interactions and any(f in t for f in folded for t in texts):
+            if item.id not in interactions and (
+                any(p.contact_id == contact_id for p in item.participants)
+                or any(f in t for f in folded for t in texts)
+            ):
                 interactions[item.id] = item
         for item in interactions.values():
-            wipe = item.contact_ids == (contact_id,)
+            wipe = item.id in tied and _owned(item, contact_id, parents)
             self._rewrite(crm.interactions, item, redactor, wipe=wipe)
             touch("interactions", item)
-        for name in ("tasks", "tickets", "deals", "account_links", "campaign_memberships"):
+        for name in (
+            "tasks",
+            "tickets",
+            "deals",
+            "account_links",
+            "campaign_memberships",
+            "articles",
+        ):
             repo = crm.repository(_TYPES[name])
             for record in related[name]:
                 self._rewrite(repo, record, redactor, wipe=False)
                 touch(repo.entity.collection, record)
         # the person's own orders and survey answers: the personal fields (name, email,
-        # address, comment) are emptied; amounts, lines, dates and scores stay
+        # address, comment) are emptied; amounts, lines, dates and scores stay. Those of
+        # someone else too (a guest order at the person's address linked to another
+        # contact, an answer on the person's ticket by another) are only redacted.
         for name in ("orders", "survey_responses"):
             repo = crm.repository(_TYPES[name])
             for record in related[name]:
-                self._rewrite(repo, record, redactor, wipe=True)
+                wipe = _owned(record, contact_id, parents)
+                self._rewrite(repo, record, redactor, wipe=wipe)
                 touch(repo.entity.collection, record)
+        if related["articles"]:
+            self._compact_text_index()
         for change in self._stage_changes(touched):
             self._rewrite(crm.stage_changes, change, redactor, wipe=False)
             touch("stage_changes", change)
@@ -623,8 +748,8 @@ class Privacy:
         self.suppress(
             emails=_normalizing(norm.email, emails), phones=_normalizing(norm.phone, phones)
         )
-        # records linked to the person and deleted before: their audit entries remain
-        for collection, ids in self._deleted_links({contact_id} | merged).items():
+        # records tied to the person and deleted before: their audit entries remain
+        for collection, ids in self._deleted_links({contact_id} | merged, related).items():
             touched.setdefault(collection, set()).update(ids)
         # last: the audit entries of every write above included
         for collection, ids in touched.items():
@@ -708,24 +833,33 @@ class Privacy:
             out[field] = rule
         return out
 
-    def _deleted_links(self, people: set[str]) -> dict[str, set[str]]:
-        """The ids of records that were linked to one of the contacts ``people`` (one
-        person) when they were deleted, by collection: their audit entries still hold what
-        they said about the person. A scan of the delete entries of the linked collections:
-        an index for this rare request would cost every write."""
+    def _deleted_links(
+        self, people: set[str], related: Mapping[str, list[Any]]
+    ) -> dict[str, set[str]]:
+        """The ids of records that were tied to one of the contacts ``people`` (one person)
+        when they were deleted, by collection: linked to them (a deal also by its
+        ``contact_roles``) or to one of their tickets or deals in ``related``. Their audit
+        entries still hold what they said about the person. A scan of the delete entries
+        of the linked collections: an index for this rare request would cost every write."""
+        tickets = {t.id or "" for t in related["tickets"]}
+        parents = {"ticket_id": tickets, "ticket_ids": tickets}
+        parents["deal_id"] = {d.id or "" for d in related["deals"]}
         found: dict[str, set[str]] = {}
-        deletes = (F.action == AuditAction.DELETE) & F.record_collection.in_(sorted(_LINKS))
+        collections = sorted({*_LINKS, Article.collection})
+        deletes = (F.action == AuditAction.DELETE) & F.record_collection.in_(collections)
         for entry in self._crm.audit_log.iterate(deletes):
-            link = (entry.changes or {}).get(_LINKS[entry.record_collection or ""])
-            old = link.get("old") if isinstance(link, Mapping) else None
-            linked = {old} if isinstance(old, str) else set(old or ())
-            if linked & people:
+            changes = entry.changes or {}
+            link = _LINKS.get(entry.record_collection or "", "")
+            wanted = {link: people, "contact_roles": people, **parents}
+            if any(_old_ids(changes.get(field)) & ids for field, ids in wanted.items()):
                 found.setdefault(entry.record_collection or "", set()).add(entry.record_id or "")
         return found
 
     def _stage_changes(self, touched: Mapping[str, set[str]]) -> list[StageChange]:
+        """The stage history of these contacts (lifecycle), deals, tickets and campaign
+        memberships (``touched``: collection -> ids)."""
         out: list[StageChange] = []
-        for collection in ("deals", "tickets", "campaign_members"):
+        for collection in ("contacts", "deals", "tickets", "campaign_members"):
             for chunk in _chunks(touched.get(collection, ())):
                 out += self._crm.stage_changes.find(
                     (F.record_collection == collection) & F.record_id.in_(chunk)
@@ -752,6 +886,9 @@ class Privacy:
                 new = self._redact_custom(collection, kept, redactor)
             else:
                 new = self._redact_value(value, redactor)
+            limit = a.metadata.get("max_length")
+            if isinstance(new, str) and limit is not None and len(new) > limit:
+                new = new[:limit]  # "[erased]" is longer than a short name it replaces
             if new != value:
                 changes[a.name] = new
         if changes:
@@ -905,15 +1042,47 @@ class Privacy:
                 if changes != (entry.changes or {}) or reason != entry.reason:
                     repo.update(attrs.evolve(entry, changes=changes, reason=reason))
 
-    def _purge_storage(self) -> None:
-        """Make the storage overwrite what was erased where it can (SQLite: checkpoint the
-        write-ahead log; ``secure_delete`` already zeroes freed space)."""
+    def _compact_text_index(self) -> None:
+        """Merge the segments of SQLite's FTS5 index of articles, in the erasure's
+        transaction. FTS5 keeps a rewritten article's old words in its segments (and writes
+        them again as delete markers) until segments are merged; merged, the pages that
+        held them are freed, and ``secure_delete`` zeroes them. This rewrites the whole
+        index, so it runs only when the erasure rewrote articles. Other backends rewrite
+        their index entries with the rows."""
         backend = self._crm.backend
-        engine = getattr(backend, "engine", None)
-        if engine is None or engine.dialect.name != "sqlite" or self._in_transaction():
+        if getattr(backend, "dialect", None) != "sqlite":
             return
-        with backend.reading() as conn:  # type: ignore[attr-defined]
-            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        table = f"{backend.prefix}articles_search"  # type: ignore[attr-defined]
+        with backend.writing() as conn:  # type: ignore[attr-defined]
+            found = conn.exec_driver_sql(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)
+            ).scalar()
+            if found:  # missing when the host's own migrations left search objects out
+                name = '"' + table.replace('"', '""') + '"'
+                conn.exec_driver_sql(f"INSERT INTO {name} ({name}) VALUES ('optimize')")
+
+    def _purge_storage(self) -> None:
+        """Make the storage overwrite what was erased where it can, once the erasure is
+        committed (:meth:`crmkit.CRM.after_commit`: inside a caller's transaction, when
+        that commits). SQLite: checkpoint the write-ahead log; ``secure_delete`` already
+        zeroes freed space."""
+        engine = getattr(self._crm.backend, "engine", None)
+        if engine is not None and engine.dialect.name == "sqlite":
+            self._crm.after_commit(self._checkpoint)
+
+    def _checkpoint(self) -> None:
+        """Copy the write-ahead log into the database file and empty it. It waits (the busy
+        timeout) for readers of older snapshots; when one still holds its snapshot, the old
+        pages stay until a later checkpoint and ``CheckpointIncomplete`` is warned."""
+        with self._crm.backend.reading() as conn:  # type: ignore[attr-defined]
+            busy = conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").first()
+        if busy is not None and busy[0]:
+            warnings.warn(
+                "erased data may remain in the SQLite database file until the next "
+                "checkpoint: another connection was reading an older snapshot",
+                CheckpointIncomplete,
+                stacklevel=4,
+            )
 
 
 def _empty_json(value: Any) -> Any:
@@ -933,6 +1102,59 @@ def _normalizing(normalize: Callable[[str], str], values: Iterable[str]) -> list
             continue
         out.append(value)
     return out
+
+
+def _tied(repo: Any, where: Expr | None, parents: Mapping[str, list[str | None]]) -> list[Any]:
+    """The records of ``repo`` matching ``where`` or referring to one of the person's
+    tickets or deals (``parents``: reference field -> ids; the fields the entity does not
+    have are skipped), each once. References are indexed: these are index lookups."""
+    fields = attrs.fields_dict(repo.entity)
+    found = {} if where is None else {r.id: r for r in repo.iterate(where)}
+    for field, ids in parents.items():
+        if field not in fields:
+            continue
+        for chunk in _chunks(i for i in ids if i):
+            for record in repo.iterate(F(field).in_(chunk)):
+                found.setdefault(record.id, record)
+    return list(found.values())
+
+
+#: The keys a mapping can hold (:func:`crmkit.entities._fields.check_key`).
+_MAPPING_KEY = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def _deals_of(contact_id: str) -> Expr:
+    """The deals naming the contact: in ``contact_ids`` or only in ``contact_roles`` (a
+    role for someone outside the buying committee is accepted). A mapping's entries are
+    indexed by key and value together, not by key alone, so the role part reads every
+    deal."""
+    where = F.contact_ids.contains(contact_id)
+    if _MAPPING_KEY.fullmatch(contact_id) is None:  # no role can name it
+        return where
+    return where | F(f"contact_roles.{contact_id}").exists()
+
+
+def _owned(record: Any, contact_id: str, parents: Mapping[str, Mapping[str, set[str]]]) -> bool:
+    """Whether a record tied to the person is theirs alone: the contacts it names, or when
+    it names none, those of the person's ticket or deal it belongs to (``parents``:
+    reference field -> id -> contacts), are only the person. A guest order names no one."""
+    named = {*getattr(record, "contact_ids", ()), getattr(record, "contact_id", None)}
+    named.discard(None)
+    if not named:
+        for field, people in parents.items():
+            named |= people.get(getattr(record, field, None) or "", set())
+    return named <= {contact_id}
+
+
+def _old_ids(change: Any) -> set[str]:
+    """The ids an audit change's old value held: one id, a list of them, or the keys of a
+    mapping (a deal's ``contact_roles``)."""
+    old = change.get("old") if isinstance(change, Mapping) else None
+    if isinstance(old, str):
+        return {old}
+    if isinstance(old, Mapping | list | tuple):
+        return {i for i in old if isinstance(i, str)}
+    return set()
 
 
 def _sides(entry: AuditEntry, field: str) -> tuple[Any, ...]:
@@ -1017,6 +1239,7 @@ _LINKS: dict[str, str] = {
 }
 
 _TYPES: dict[str, type[Entity]] = {
+    "articles": Article,
     "tasks": Task,
     "tickets": Ticket,
     "deals": Deal,
@@ -1028,6 +1251,7 @@ _TYPES: dict[str, type[Entity]] = {
 _COLLECTIONS: dict[str, type[Entity]] = {
     t.collection: t
     for t in (
+        Article,
         Contact,
         Interaction,
         Task,

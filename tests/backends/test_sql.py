@@ -29,6 +29,7 @@ from crmkit.backends.sql import SqlBackend, make_metadata
 from crmkit.backends.sql.migrations import alembic_config, head_revision
 from crmkit.backends.sql.search import is_search_object
 from crmkit.entities import Address, FieldDefinition, Money
+from crmkit.privacy import CheckpointIncomplete
 from crmkit.query import F
 from crmkit.testing.conformance import ConformanceSuite
 
@@ -711,6 +712,49 @@ def test_a_locked_sqlite_database_raises_backend_error(tmp_path: pathlib.Path) -
         other.execute("ROLLBACK")
         other.close()
     assert crm.contacts.update(attrs.evolve(ada, title="CTO")).version == 2
+    crm.close()
+
+
+def _file_bytes(path: pathlib.Path) -> bytes:
+    """The bytes of a SQLite database file and its write-ahead log, read as they are."""
+    files = [path, path.with_name(f"{path.name}-wal")]
+    return b"".join(f.read_bytes() for f in files if f.exists())
+
+
+def test_an_erasure_in_a_callers_transaction_leaves_no_bytes_once_it_commits(
+    tmp_path: pathlib.Path,
+) -> None:
+    """The write-ahead log is checkpointed when the caller's transaction commits (not
+    inside it, where the erasure is not committed yet), so the files hold no trace."""
+    path = tmp_path / "crm.db"
+    crm = crmkit.connect(f"sqlite:///{path}")
+    grace = crm.contacts.add(crmkit.Contact(first_name="Qorvath", emails=["zq@example.com"]))
+    crm.contacts.update(attrs.evolve(grace, title="Chief Qorvath officer"))
+    with crm.transaction():
+        crm.privacy.erase(grace.id or "")
+        crm.accounts.add(crmkit.Account(name="Acme"))
+    data = _file_bytes(path)
+    assert b"Qorvath" not in data
+    assert b"zq@example.com" not in data
+    crm.close()
+
+
+def test_an_erasure_warns_when_a_reader_keeps_the_old_pages(tmp_path: pathlib.Path) -> None:
+    """Another connection reading an older snapshot stops the checkpoint from copying the
+    log into the file: the erasure is committed, and CheckpointIncomplete says what is left."""
+    path = tmp_path / "crm.db"
+    crm = crmkit.connect(f"sqlite:///{path}", busy_timeout=0.2)
+    grace = crm.contacts.add(crmkit.Contact(first_name="Qorvath"))
+    reader = sqlite3.connect(path, isolation_level=None)
+    reader.execute("BEGIN")
+    reader.execute("SELECT count(*) FROM crm_contacts").fetchall()  # holds its snapshot
+    try:
+        with pytest.warns(CheckpointIncomplete):
+            crm.privacy.erase(grace.id or "")
+    finally:
+        reader.execute("ROLLBACK")
+        reader.close()
+    assert crm.contacts.get(grace.id or "").erased_at is not None
     crm.close()
 
 

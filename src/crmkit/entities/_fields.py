@@ -502,7 +502,7 @@ def text(
     conv = _converter(
         lambda v, w: to_text(v, w, required=required, max_length=max_length), optional=not required
     )
-    meta = _tagged({"kind": "text"}, sensitivity)
+    meta = _tagged({"kind": "text", "max_length": max_length}, sensitivity)
     if required:
         return attrs.field(converter=conv, metadata=meta)
     return attrs.field(default=None, converter=conv, metadata=meta)

@@ -23,6 +23,9 @@ from crmkit.entities import (
     AccountContact,
     AccountRole,
     Address,
+    Article,
+    ArticleStatus,
+    Attachment,
     AuditAction,
     AuditEntry,
     Campaign,
@@ -30,13 +33,16 @@ from crmkit.entities import (
     Consent,
     InteractionKind,
     LawfulBasis,
+    LifecycleStage,
     MergeRecord,
     Money,
     Order,
     OrderLine,
     Participant,
     ParticipantRole,
+    Pipeline,
     SegmentKind,
+    Stage,
     SurveyKind,
     SurveyResponse,
 )
@@ -972,3 +978,277 @@ class PrivacyConformance:
         after = raw_dump(crm)
         for term in (EMAIL, FIRST, LAST, PHONE):
             assert term.encode() not in after, term
+
+    def test_privacy_erase_and_export_reach_records_tied_other_than_by_contact(
+        self, crm: CRM
+    ) -> None:
+        """Records tied to the person through one of their tickets or deals (deleted ones:
+        their audit entries), deals naming them only in ``contact_roles`` and orders placed
+        at their address (a guest checkout) are exported and erased: wiped when they are
+        the person's alone, redacted when they are someone else's too."""
+        ada = crm.contacts.add(
+            Contact(first_name=FIRST, last_name=LAST, emails=(EMAIL,), phones=(PHONE,))
+        )
+        bob = crm.contacts.add(Contact(first_name="Bob", emails=("bob@bob.example",)))
+        ticket = crm.tickets.add(Ticket(subject="Refund", contact_id=ada.id))
+        deal = crm.deals.add(
+            Deal(
+                name=f"{LAST} expansion",
+                contact_ids=(bob.id or "",),
+                contact_roles={ada.id or "": "champion"},
+            )
+        )
+
+        def note(body: str, **links: Any) -> Interaction:
+            kind = InteractionKind.NOTE
+            return crm.interactions.add(Interaction(kind=kind, occurred_at=AT, body=body, **links))
+
+        on_ticket = note(f"Spoke to {FIRST} {LAST}, she is upset", ticket_id=ticket.id)
+        bobs = note(f"{FIRST} {LAST} called for Bob", ticket_id=ticket.id, contact_ids=[bob.id])
+        on_deal = note(f"{LAST} is our champion", deal_id=deal.id)
+        gone = note(f"{FIRST} {LAST} was upset", ticket_id=ticket.id)
+        crm.interactions.delete(gone.id or "")  # its audit entries remain
+        task = crm.tasks.add(
+            Task(title=f"Call back {FIRST} {LAST}", description=f"on {PHONE}", ticket_id=ticket.id)
+        )
+        deal_task = crm.tasks.add(Task(title=f"Send {LAST} the quote", deal_id=deal.id))
+        survey = crm.survey_responses.add(
+            SurveyResponse(
+                kind=SurveyKind.CSAT,
+                score=2,
+                responded_at=AT,
+                ticket_id=ticket.id,
+                comment=f"I'm {FIRST} {LAST} and this was slow",
+            )
+        )
+        lines = (OrderLine(sku="K-1", unit_price=Money(amount=Decimal("10"), currency="EUR")),)
+
+        def order(external_id: str, email: str, **fields: Any) -> Order:
+            return crm.orders.upsert(
+                Order(
+                    external_id=external_id,
+                    placed_at=AT,
+                    customer_email=email,
+                    lines=lines,
+                    **fields,
+                )
+            )
+
+        guest = order(
+            "G-1",
+            f" {EMAIL.upper()}",
+            customer_name=f"{FIRST} {LAST}",
+            shipping_address=Address(street="12 Qorvath Lane", city="London"),
+        )
+        for_bob = order("G-2", EMAIL, contact_id=bob.id, customer_name="Bob Olmstead")
+        stranger = order("G-3", f"a{EMAIL}", customer_name="Ann")  # holds hers: not hers
+        doc = crm.privacy.export(ada.id or "")
+
+        def ids(key: str) -> set[str]:
+            return {r["id"] for r in doc[key]}
+
+        assert ids("interactions") == {on_ticket.id, bobs.id, on_deal.id}
+        assert ids("tasks") == {task.id, deal_task.id}
+        assert ids("survey_responses") == {survey.id}
+        assert ids("deals") == {deal.id}
+        assert ids("orders") == {guest.id, for_bob.id}
+        assert gone.id in {e["record_id"] for e in doc["audit_entries"]}
+        crm.privacy.erase(ada.id or "")
+        assert crm.interactions.get(on_ticket.id or "").body is None
+        assert crm.interactions.get(bobs.id or "").body == "[erased] called for Bob"
+        assert crm.interactions.get(on_deal.id or "").body == "[erased] is our champion"
+        stored = crm.tasks.get(task.id or "")
+        assert (stored.title, stored.description) == ("Call back [erased]", "on [erased]")
+        assert crm.tasks.get(deal_task.id or "").title == "Send [erased] the quote"
+        assert crm.survey_responses.get(survey.id or "").comment is None
+        stored_deal = crm.deals.get(deal.id or "")
+        assert (stored_deal.name, dict(stored_deal.contact_roles)) == (
+            "[erased] expansion",
+            {ada.id: "champion"},
+        )
+        stored_order = crm.orders.get(guest.id or "")
+        assert (stored_order.customer_name, stored_order.customer_email) == (None, None)
+        assert stored_order.shipping_address is None
+        assert stored_order.total == guest.total
+        stored_order = crm.orders.get(for_bob.id or "")
+        assert (stored_order.customer_name, stored_order.customer_email) == (
+            "Bob Olmstead",
+            "[erased]",
+        )
+        assert crm.orders.get(stranger.id or "") == stranger
+        after = raw_dump(crm)
+        for term in (FIRST, LAST, PHONE, EMAIL.upper(), "Qorvath Lane"):
+            assert term.encode() not in after, term
+
+    def test_privacy_erase_redacts_articles_of_the_persons_tickets(self, crm: CRM) -> None:
+        """Knowledge-base articles linked to the person's tickets lose the person's
+        identifiers, in the text search index too, and are listed in the export."""
+        ada = crm.contacts.add(Contact(first_name=FIRST, last_name=LAST, emails=(EMAIL,)))
+        ticket = crm.tickets.add(Ticket(subject="Login loop", contact_id=ada.id))
+        article = crm.articles.add(
+            Article(
+                title=f"Login loop seen by {LAST}",
+                body=f"First seen for {FIRST} {LAST} ({EMAIL}); clear the cookies",
+                tags=(f"{LAST.lower()}-case", "login"),
+                status=ArticleStatus.PUBLISHED,
+                ticket_ids=(ticket.id or "",),
+            )
+        )
+        other = crm.articles.add(
+            Article(title="Cookies", body="Clear the cookies", status=ArticleStatus.PUBLISHED)
+        )
+        assert [h.article.id for h in crm.articles.search(LAST)] == [article.id]
+        assert [a["id"] for a in crm.privacy.export(ada.id or "")["articles"]] == [article.id]
+        crm.privacy.erase(ada.id or "")
+        stored = crm.articles.get(article.id or "")
+        assert (stored.title, stored.body, stored.tags) == (
+            "Login loop seen by [erased]",
+            "First seen for [erased] ([erased]); clear the cookies",
+            ("[erased]-case", "login"),
+        )
+        assert crm.articles.search(f"{FIRST} {LAST}") == []
+        assert {h.article.id for h in crm.articles.search("cookies")} == {article.id, other.id}
+        after = raw_dump(crm)  # the index keeps no stem of the names either
+        for term in (FIRST, LAST, FIRST.lower(), LAST.lower(), EMAIL):
+            assert term.encode() not in after, term
+
+    def test_privacy_erase_redacts_lifecycle_reasons_and_export_lists_stage_history(
+        self, crm: CRM
+    ) -> None:
+        """The contact's lifecycle history loses the person's identifiers from its reasons
+        like the stage history of their deals and tickets, and the export lists it all."""
+        ada = crm.contacts.add(Contact(first_name=FIRST, last_name=LAST, emails=(EMAIL,)))
+        pipeline = crm.pipelines.add(
+            Pipeline(name="Sales", stages=(Stage(key="lead", name="Lead"),))
+        )
+        with crm.acting(None, reason=f"{FIRST} {LAST} asked for a demo"):
+            crm.contacts.update(attrs.evolve(ada, lifecycle_stage=LifecycleStage.CUSTOMER))
+            deal = crm.deals.add(
+                Deal(name="Demo", pipeline_id=pipeline.id, contact_ids=(ada.id or "",))
+            )
+            ticket = crm.tickets.add(Ticket(subject="Demo access", contact_id=ada.id))
+        doc = crm.privacy.export(ada.id or "")
+        exported = {(c["record_collection"], c["record_id"]) for c in doc["stage_changes"]}
+        assert {
+            ("contacts", ada.id),
+            ("deals", deal.id),
+            ("tickets", ticket.id),
+        } <= exported
+        assert f"{FIRST} {LAST} asked for a demo" in {c["reason"] for c in doc["stage_changes"]}
+        crm.privacy.erase(ada.id or "")
+        lifecycle = crm.stage_changes.find(
+            (F.record_collection == "contacts") & (F.record_id == ada.id)
+        )
+        assert "customer" in {c.to_stage for c in lifecycle}
+        reasons = {c.reason for c in crm.stage_changes.find() if c.reason}
+        assert reasons == {"[erased] asked for a demo"}
+        after = raw_dump(crm)
+        for term in (FIRST, LAST, EMAIL):
+            assert term.encode() not in after, term
+
+    def test_privacy_erase_finds_names_joined_by_underscores(self, crm: CRM) -> None:
+        """A name joined to other words by ``_`` (a file name) is redacted, in the
+        attachment names of the person's own (wiped) interactions too; a longer word that
+        starts with the name is not."""
+        ada = crm.contacts.add(Contact(first_name=FIRST, last_name=LAST, emails=(EMAIL,)))
+        bob = crm.contacts.add(Contact(first_name="Bob", emails=("bob@bob.example",)))
+        own = crm.interactions.add(
+            Interaction(
+                kind=InteractionKind.EMAIL,
+                occurred_at=AT,
+                body="attached",
+                contact_ids=(ada.id or "",),
+                attachments=(
+                    Attachment(
+                        filename=f"passport_{FIRST.lower()}_{LAST.lower()}.jpg",
+                        content_type="image/jpeg",
+                        sha256="ab" * 32,
+                    ),
+                    Attachment(
+                        filename=f"{FIRST}_{LAST}_CV.pdf",
+                        content_type="application/pdf",
+                        sha256="cd" * 32,
+                    ),
+                ),
+            )
+        )
+        shared = crm.interactions.add(
+            Interaction(
+                kind=InteractionKind.NOTE,
+                occurred_at=AT,
+                body=f"see {LAST}_notes.txt, not {LAST}ian_notes.txt",
+                contact_ids=(ada.id or "", bob.id or ""),
+            )
+        )
+        crm.privacy.erase(ada.id or "")
+        stored = crm.interactions.get(own.id or "")
+        assert stored.body is None
+        assert [a.filename for a in stored.attachments] == [
+            "passport_[erased]_[erased].jpg",
+            "[erased]_[erased]_CV.pdf",
+        ]
+        assert crm.interactions.get(shared.id or "").body == (
+            f"see [erased]_notes.txt, not {LAST}ian_notes.txt"
+        )
+
+    def test_privacy_order_at_a_suppressed_address_is_stored_without_the_customer(
+        self, crm: CRM
+    ) -> None:
+        """An order written with a suppressed ``customer_email`` (a shop feed running again
+        after the erasure, a new guest checkout) is stored without the customer's name,
+        email and shipping address; the order itself is kept, and other orders are not
+        touched."""
+        ada = crm.contacts.add(Contact(first_name=FIRST, last_name=LAST, emails=(EMAIL,)))
+        lines = (OrderLine(sku="K-1", unit_price=Money(amount=Decimal("10"), currency="EUR")),)
+
+        def order(external_id: str, email: str, **fields: Any) -> Order:
+            return Order(
+                external_id=external_id,
+                placed_at=AT,
+                customer_name=f"{FIRST} {LAST}",
+                customer_email=email,
+                shipping_address=Address(street="12 Qorvath Lane", city="London"),
+                lines=lines,
+                **fields,
+            )
+
+        crm.orders.upsert(order("S-1", EMAIL, contact_id=ada.id))
+        crm.privacy.erase(ada.id or "")
+        again = crm.orders.upsert(order("S-1", EMAIL, contact_id=ada.id))  # the feed again
+        guest = crm.orders.upsert(order("S-2", EMAIL.upper()))
+        for stored in (again, guest, *(crm.orders.get(o.id or "") for o in (again, guest))):
+            assert (stored.customer_name, stored.customer_email) == (None, None)
+            assert stored.shipping_address is None
+            assert stored.total == Money(amount=Decimal("10"), currency="EUR")
+        assert crm.orders.get(again.id or "").contact_id == ada.id
+        feed = crm.orders.upsert_many(
+            [
+                order("S-3", EMAIL),
+                Order(
+                    external_id="S-4",
+                    placed_at=AT,
+                    customer_name="Bob",
+                    customer_email="bob@bob.example",
+                    lines=lines,
+                ),
+            ]
+        )
+        assert [(o.customer_name, o.customer_email) for o in feed] == [
+            (None, None),
+            ("Bob", "bob@bob.example"),
+        ]
+        after = raw_dump(crm)
+        for term in (FIRST, LAST, EMAIL, "Qorvath Lane"):
+            assert term.encode() not in after, term
+
+    def test_privacy_erase_never_fails_on_text_redaction_makes_too_long(self, crm: CRM) -> None:
+        """``[erased]`` is longer than a short name: a text it would push past its field's
+        length is cut at that length rather than making the erasure fail."""
+        al = crm.contacts.add(Contact(first_name="Al", emails=("al@al.example",)))
+        title = " ".join(["Al"] * 166)  # 497 of the 500 characters a task title may have
+        task = crm.tasks.add(Task(title=title, contact_id=al.id))
+        crm.privacy.erase(al.id or "")
+        stored = crm.tasks.get(task.id or "").title
+        assert len(stored) == 500
+        assert stored.startswith("[erased] [erased]")
+        assert " Al " not in stored

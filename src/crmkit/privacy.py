@@ -67,6 +67,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import re
 import secrets
 import threading
@@ -76,7 +77,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from crmkit.dedupe.snapshot import to_document
+from crmkit.dedupe.snapshot import plain, to_document
 from crmkit.entities import (
     AccountContact,
     Article,
@@ -607,10 +608,12 @@ class Privacy:
         ]
         undone = {m.id for m in related["merges"] if m.unmerged_at is not None}
         others = _others_identifiers(related["merges"], contact_id)
+        # what the person's record held while merged with someone since parted again
+        theirs = _undone_values(related["merges"], lambda i: i != contact_id)
         doc["audit_entries"] = [
             _others_left_out(to_document(a), contact_id)
             if a.record_collection == MergeRecord.collection and a.record_id in undone
-            else _values_left_out(to_document(a), others)
+            else _values_left_out(_audit_left_out(to_document(a), theirs), others)
             for a in audit
         ]
         doc["segments"] = [
@@ -754,7 +757,32 @@ class Privacy:
         # last: the audit entries of every write above included
         for collection, ids in touched.items():
             self._scrub_audit(collection, ids, redactor, snapshots=snapshots)
+        # the other contacts of merges that were undone: their history holds the person's
+        # values from the time they were one record
+        self._scrub_others(related["merges"], contact_id, {contact_id} | merged, redactor)
         return tombstone
+
+    def _scrub_others(
+        self, merges: Iterable[MergeRecord], contact_id: str, people: set[str], redactor: _Redactor
+    ) -> None:
+        """Take the person's personal values (as their documents in the snapshots of undone
+        merges hold them) and identifiers out of the audit entries of the other contacts of
+        those merges; the other contacts' own values stay."""
+        mine = _undone_values(merges, lambda i: i == contact_id)
+        others = {
+            i
+            for m in merges
+            if m.unmerged_at is not None
+            for i in (m.survivor_id, *m.merged_ids)
+            if i not in people
+        }
+        repo = self._crm.audit_log
+        for chunk in _chunks(sorted(others)):
+            where = (F.record_collection == Contact.collection) & F.record_id.in_(chunk)
+            for entry in repo.find(where):
+                changes = redactor.deep(_left_out(entry.changes or {}, mine))
+                if changes != (entry.changes or {}):
+                    repo.update(attrs.evolve(entry, changes=changes))
 
     @staticmethod
     def _identifiers(
@@ -1201,6 +1229,57 @@ def _others_identifiers(merges: Iterable[MergeRecord], contact_id: str) -> set[s
                 Privacy._identifiers(doc, emails, phones, set(), only=None)
         found |= emails | phones
     return found
+
+
+def _undone_values(
+    merges: Iterable[MergeRecord], whose: Callable[[str], bool]
+) -> dict[str, list[Any]]:
+    """The personal values, by contact field, of the contact documents in the snapshots of
+    merges that were undone whose id ``whose`` accepts (the person's, or the others')."""
+    personal = set(personal_fields(Contact)) | set(_ALSO_EMPTIED)
+    found: dict[str, list[Any]] = {}
+    for merge in merges:
+        if merge.unmerged_at is None:
+            continue
+        snapshot = merge.snapshot
+        for doc in [snapshot.get("survivor"), *(snapshot.get("duplicates") or ())]:
+            if not isinstance(doc, Mapping) or not whose(str(doc.get("id"))):
+                continue
+            for field, value in doc.items():
+                if field in personal and value not in (None, "", [], {}):
+                    found.setdefault(field, []).append(plain(value))
+    return found
+
+
+def _left_out(changes: Mapping[str, Any], values: Mapping[str, list[Any]]) -> dict[str, Any]:
+    """Audit ``changes`` without ``values`` (by field): an old or new value equal to one of
+    them is ``None``, and a list loses the items the lists among them hold. A value the
+    record shared with the other contact goes too: it cannot be told apart."""
+    out: dict[str, Any] = {}
+    for field, change in changes.items():
+        known = values.get(field.split(".")[0])
+        if not known or not isinstance(change, Mapping):
+            out[field] = change
+            continue
+        items = {json.dumps(i, sort_keys=True) for v in known if isinstance(v, list) for i in v}
+        side: dict[str, Any] = {}
+        for name, value in change.items():
+            value = plain(value)
+            if isinstance(value, list) and items:
+                value = [i for i in value if json.dumps(i, sort_keys=True) not in items]
+            elif value in known:
+                value = None
+            side[name] = value
+        out[field] = side
+    return out
+
+
+def _audit_left_out(entry: Mapping[str, Any], values: Mapping[str, list[Any]]) -> Any:
+    """An exported contact audit entry without ``values`` in its changes (see
+    :func:`_left_out`); other entries as they are."""
+    if not values or entry.get("record_collection") != Contact.collection:
+        return entry
+    return {**entry, "changes": _left_out(entry.get("changes") or {}, values)}
 
 
 def _values_left_out(doc: Any, values: set[str]) -> Any:

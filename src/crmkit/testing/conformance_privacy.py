@@ -1252,3 +1252,32 @@ class PrivacyConformance:
         assert len(stored) == 500
         assert stored.startswith("[erased] [erased]")
         assert " Al " not in stored
+
+    def test_privacy_an_undone_merge_keeps_two_people_apart(self, crm: CRM) -> None:
+        """A merge later undone wrote one person's values into the other's history: one
+        person's export holds none of the other's, and erasing one takes their values out
+        of the other's history while the other's own values stay."""
+        grace = crm.contacts.add(Contact(first_name="Grace", emails=("grace@g.example",)))
+        bob = crm.contacts.add(
+            Contact(
+                first_name="Bob",
+                last_name="Smithers",
+                title="CFO at Initech",
+                emails=("bob.smithers@initech.example",),
+                phones=("+12125550111",),
+            )
+        )
+        merge = crm.dedupe.merge(grace.id or "", [bob.id or ""])
+        crm.dedupe.unmerge(merge.id or "")
+        bobs = ("Smithers", "CFO at Initech", "bob.smithers@initech.example", "2125550111")
+        exported = json.dumps(crm.privacy.export(grace.id or ""))
+        for term in bobs:
+            assert term not in exported, term
+        assert "grace@g.example" in exported
+        crm.privacy.erase(bob.id or "")
+        dump = raw_dump(crm)
+        for term in bobs:
+            assert term.encode() not in dump, term
+        assert crm.contacts.get(grace.id or "").emails == ("grace@g.example",)
+        grace_history = json.dumps(crm.privacy.export(grace.id or "")["audit_entries"])
+        assert "grace@g.example" in grace_history

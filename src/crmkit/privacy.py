@@ -710,7 +710,8 @@ class Privacy:
         ):
             repo = crm.repository(_TYPES[name])
             for record in related[name]:
-                self._rewrite(repo, record, redactor, wipe=False)
+                own = _owned(record, contact_id, parents)
+                self._rewrite(repo, record, redactor, wipe=False, own=own)
                 touch(repo.entity.collection, record)
         # the person's own orders and survey answers: the personal fields (name, email,
         # address, comment) are emptied; amounts, lines, dates and scores stay. Those of
@@ -894,9 +895,12 @@ class Privacy:
                 )
         return out
 
-    def _rewrite(self, repo: Any, record: Entity, redactor: _Redactor, *, wipe: bool) -> None:
+    def _rewrite(
+        self, repo: Any, record: Entity, redactor: _Redactor, *, wipe: bool, own: bool = False
+    ) -> None:
         """Store ``record`` with the person's identifiers redacted (personal fields emptied
-        when ``wipe``); nothing is written when nothing changes."""
+        when ``wipe``; custom fields defined personal or sensitive dropped when ``wipe`` or
+        the record is the person's ``own``); nothing is written when nothing changes."""
         current = repo.get(record.id)
         personal = personal_fields(type(current))
         changes: dict[str, Any] = {}
@@ -910,7 +914,8 @@ class Privacy:
                 new = _empty(value)
             elif a.name == "custom":
                 collection = repo.entity.collection
-                kept = self._keep_custom(collection, value, keep_undefined=True) if wipe else value
+                mine = wipe or own
+                kept = self._keep_custom(collection, value, keep_undefined=True) if mine else value
                 new = self._redact_custom(collection, kept, redactor)
             else:
                 new = self._redact_value(value, redactor)
@@ -1048,11 +1053,25 @@ class Privacy:
                     custom_key = (
                         field.split(".", 1)[1] if root == "custom" and "." in field else None
                     )
-                    is_personal = root in personal and (
-                        custom_key is None or tags is None or tags.get(custom_key, "p") is not None
-                    )
+                    if custom_key is None:
+                        is_personal = root in personal
+                    elif root in personal:  # a contact's: personal unless defined otherwise
+                        is_personal = tags is None or tags.get(custom_key, "p") is not None
+                    else:  # another record's: when defined personal or sensitive
+                        is_personal = tags is not None and tags.get(custom_key) is not None
                     if is_personal and isinstance(change, Mapping):
                         changes[field] = dict.fromkeys(change)
+                    elif field == "custom" and tags and isinstance(change, Mapping):
+                        # the whole mapping changed: its fields defined personal or
+                        # sensitive go, the rest is redacted
+                        changes[field] = {
+                            side: redactor.deep(
+                                self._keep_custom(collection, value, keep_undefined=True)
+                                if isinstance(value, Mapping)
+                                else value
+                            )
+                            for side, value in change.items()
+                        }
                     elif collection == "merges" and root == "snapshot":
                         only = snapshots.get(entry.record_id or "")
                         changes[field] = self._erase_document(change, redactor, only=only)

@@ -1281,3 +1281,28 @@ class PrivacyConformance:
         assert crm.contacts.get(grace.id or "").emails == ("grace@g.example",)
         grace_history = json.dumps(crm.privacy.export(grace.id or "")["audit_entries"])
         assert "grace@g.example" in grace_history
+
+    def test_privacy_erase_drops_tagged_custom_fields_of_the_persons_own_records(
+        self, crm: CRM
+    ) -> None:
+        """Custom fields defined personal or sensitive are dropped from the tickets, tasks
+        and deals that are the person's alone; records shared with someone else keep them,
+        with the person's identifiers redacted."""
+        crm.schema.define_field("tickets", "medical_note", "text", sensitivity="sensitive")
+        crm.schema.define_field("tickets", "product", "text")
+        ada = crm.contacts.add(Contact(first_name=FIRST, emails=(EMAIL,)))
+        own = crm.tickets.add(
+            Ticket(
+                subject="Access",
+                contact_id=ada.id,
+                custom={"medical_note": "uses a wheelchair", "product": "Lift"},
+            )
+        )
+        bob = crm.contacts.add(Contact(first_name="Bob"))
+        other = crm.tickets.add(
+            Ticket(subject="Other", contact_id=bob.id, custom={"medical_note": "asthma"})
+        )
+        crm.privacy.erase(ada.id or "")
+        assert crm.tickets.get(own.id or "").custom == {"product": "Lift"}
+        assert crm.tickets.get(other.id or "").custom == {"medical_note": "asthma"}
+        assert b"uses a wheelchair" not in raw_dump(crm)

@@ -389,6 +389,14 @@ def test_header_key_and_path_arguments_are_checked_before_anything_is_written(
         crm.exports.csv(missing, "contacts")
     with pytest.raises(ValidationError, match="target"):
         crm.exports.jsonl(missing, "contacts")
+    for bad in ("with\x00nul.csv", 5):
+        with pytest.raises(ValidationError, match="rejected_path"):
+            crm.imports.csv(source, rejected_path=bad)  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match="target"):
+        crm.exports.csv("with\x00nul.csv", "contacts")
+    for unreadable in ("with\x00nul.csv", 5):
+        with pytest.raises(ValidationError, match="source"):
+            crm.imports.csv(unreadable)  # type: ignore[arg-type]
     assert [c.first_name for c in crm.contacts.find()] == ["Ada"]
 
 

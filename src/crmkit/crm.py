@@ -297,7 +297,8 @@ class CRM:
 
         For work on committed data only, such as making storage overwrite what was
         erased. Callbacks run in the order queued, after the transaction's events are
-        published; an exception from one propagates (the transaction stays committed).
+        published, each of them even when a subscriber or an earlier callback raised; the
+        first such exception then propagates (the transaction stays committed).
         """
         queued: list[Callable[[], None]] | None = getattr(self._local, "after", None)
         if queued is None:
@@ -337,10 +338,16 @@ class CRM:
         if outer:
             pending, local.pending = local.pending, None
             after, local.after = local.after, None
-            if pending:
-                self.events.publish(pending)
-            for callback in after:
-                callback()
+            # committed: every callback runs even if a subscriber or another callback
+            # raises; the first error is raised once all have run
+            errors: list[Exception] = []
+            for run in ([lambda: self.events.publish(pending)] if pending else []) + after:
+                try:
+                    run()
+                except Exception as exc:
+                    errors.append(exc)
+            if errors:
+                raise errors[0]
 
     # --- views ----------------------------------------------------------------------------
 

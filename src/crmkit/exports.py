@@ -245,9 +245,10 @@ def writable(path: str | os.PathLike[str], argument: str) -> IO[str]:
     no permission). Text no encoding can hold (a lone surrogate read from a text source)
     is written as a backslash escape rather than failing half-way through the file.
     """
+    if not isinstance(path, str | os.PathLike):
+        raise ValidationError(argument, path, "must be a file path")
     try:
         return open(path, "w", newline="", encoding="utf-8", errors="backslashreplace")
-    except OSError as exc:
-        raise ValidationError(
-            argument, os.fspath(path), f"cannot be written ({exc.strerror})"
-        ) from None
+    except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise ValidationError(argument, os.fspath(path), f"cannot be written ({reason})") from None

@@ -366,7 +366,8 @@ class Importer:
 
         ``key`` is the external-id source that identifies a record (default: the first
         ``external_ids.<source>`` path of the mapping; a column must set it). Without either,
-        a whole ``external_ids`` column matches each row by the first source it names. A
+        a whole ``external_ids`` column matches each row by the source it names first in
+        alphabetical order (so rows naming the same ids always agree). A
         row the ``csv`` module cannot read (a stray quote, a quoted cell never closed) is
         rejected with the reason. A row whose key matches a stored
         record updates it (or leaves it unchanged); others are created. With
@@ -474,8 +475,8 @@ class Importer:
         taken as they are, text in a list field is split on ``;``). Blank lines are skipped;
         a line that is not a JSON object is rejected. The rejected file has the columns
         ``line``, ``reason`` and ``row`` (the line's text). Without ``mapping`` and ``key``,
-        each row is matched by the first external-id source it names. Lines end at ``\n``
-        only (a ``\r`` inside a line is JSON white space).
+        each row is matched by the external-id source it names first in alphabetical order.
+        Lines end at ``\n`` only (a ``\r`` inside a line is JSON white space).
         """
         _check_batch(batch_size)
         repo_entity: type[Entity] = self._crm.repository(entity).entity
@@ -611,14 +612,14 @@ def _named_key(key: tuple[str, str] | None) -> str:
 
 def _key_of(row: _Row, key: str | None, has_external: bool) -> tuple[str, str] | None:
     """The row's ``(source, value)`` external id: under ``key`` when there is one, else
-    (a whole ``external_ids`` column or JSON object, no ``key`` given) the first source
-    the row itself names."""
+    (a whole ``external_ids`` column or JSON object, no ``key`` given) the first in
+    alphabetical order of the sources the row itself names."""
     if not has_external or row.fields is None:
         return None
     external = row.fields.get("external_ids")
     if not isinstance(external, Mapping) or not external:
         return None
-    source = key if key is not None else next(iter(external))
+    source = key if key is not None else min(external)
     value = external.get(source)
     if not isinstance(value, str) or not value:
         return None
@@ -915,6 +916,13 @@ def _decoding(lines_read: Callable[[], int] = lambda: 0) -> Iterator[None]:
         ) from None
 
 
+def _same_path(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
+    try:
+        return os.path.realpath(a) == os.path.realpath(b)
+    except ValueError:  # a NUL in a path: opening it fails with the reason
+        return False
+
+
 @contextlib.contextmanager
 def _opened(
     source: Source, rejected_path: str | os.PathLike[str] | None, *, newline: str = ""
@@ -926,22 +934,25 @@ def _opened(
     line is JSON white space. Raises ``ValidationError`` when ``rejected_path`` is the file
     itself (it would be emptied while read) or the file cannot be read.
     """
+    if rejected_path is not None and not isinstance(rejected_path, str | os.PathLike):
+        raise ValidationError("rejected_path", rejected_path, "must be a file path")
     name = getattr(source, "name", None) if hasattr(source, "read") else source
     if (
         rejected_path is not None
         and isinstance(name, str | os.PathLike)
-        and os.path.realpath(name) == os.path.realpath(rejected_path)
+        and _same_path(name, rejected_path)
     ):
         raise ValidationError("rejected_path", os.fspath(rejected_path), "is the file read")
     if isinstance(source, io.IOBase) or hasattr(source, "read"):
         yield source  # type: ignore[misc]
         return
+    if not isinstance(source, str | os.PathLike):
+        raise ValidationError("source", source, "must be a file path or an open text file")
     try:
         # opened apart from the ``with`` below so that only opening errors are mapped
         file = open(source, newline=newline, encoding="utf-8-sig")  # noqa: SIM115
-    except OSError as exc:
-        raise ValidationError(
-            "source", os.fspath(source), f"cannot be read ({exc.strerror})"
-        ) from None
+    except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise ValidationError("source", os.fspath(source), f"cannot be read ({reason})") from None
     with file:
         yield file

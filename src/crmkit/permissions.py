@@ -631,7 +631,7 @@ class ScopedRepository(Generic[E]):
     def delete(self, id: str, *, version: int | None = None) -> None:
         """Delete a record the user may delete (``NotFound`` if they cannot even read it)."""
         with self._view.transaction():
-            stored = self._base.get(id)
+            stored = self._base._stored(id)
             if not self._allows(stored, Action.READ):
                 raise NotFound(self._collection, id)
             if not self._allows(stored, Action.DELETE):

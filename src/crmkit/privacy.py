@@ -72,7 +72,7 @@ import re
 import secrets
 import threading
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -84,6 +84,7 @@ from crmkit.entities import (
     AuditAction,
     AuditEntry,
     CampaignMember,
+    Consent,
     Contact,
     Deal,
     Entity,
@@ -162,6 +163,11 @@ _SEP = r"[\s\-.()]*"
 _EXTENSION = rf"(?:{_SEP}(?:;ext=|extension|ext\.?|x|#){_SEP}\d+)?"
 
 
+#: National numbers shorter than this (some small countries' have 4 to 6 digits) are only
+#: recognized after their country code (``+683 4002``): alone they read like any number.
+_NATIONAL_ALONE = 7
+
+
 def _phone_pattern(phone: str) -> str | None:
     """A pattern for a stored phone number however it is written: its national significant
     number, after the country code (``+1``, ``001``, ``1``), a trunk prefix (``0``, also
@@ -174,12 +180,18 @@ def _phone_pattern(phone: str) -> str | None:
     except phonenumbers.NumberParseException:
         digits = [d for d in phone if d.isdigit()]
         return r"\+?" + _SEP.join(digits) if len(digits) >= 5 else None
-    national = _SEP.join(phonenumbers.national_significant_number(number))
+    significant: str = phonenumbers.national_significant_number(number)
+    national = _SEP.join(significant)
     region = phonenumbers.region_code_for_country_code(number.country_code or 0)
     metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
     trunk = re.escape(getattr(metadata, "national_prefix", None) or "")
     country = rf"(?:\+|00)?{number.country_code}{_SEP}"
-    prefix = rf"(?:{country}(?:{trunk}{_SEP})?|{trunk}{_SEP})?" if trunk else rf"(?:{country})?"
+    if len(significant) < _NATIONAL_ALONE:  # a short number alone could be any count or code
+        prefix = rf"(?:\+|00){number.country_code}{_SEP}"
+    elif trunk:
+        prefix = rf"(?:{country}(?:{trunk}{_SEP})?|{trunk}{_SEP})?"
+    else:
+        prefix = rf"(?:{country})?"
     return rf"(?<!\d)\(?{prefix}{national}{_EXTENSION}(?!\d)"
 
 
@@ -441,9 +453,10 @@ class Privacy:
 
     def _order(self, order: Order, previous: Order | None) -> Order:
         """``order`` without the fields erasure empties on a person's orders (customer
-        name, email and shipping address, personal custom fields) when its
-        ``customer_email`` is suppressed: an order is a business fact, so a shop feed
-        storing it again must neither fail nor bring the erased person's data back."""
+        name, email and shipping address, custom fields defined personal or sensitive
+        unless required) when its ``customer_email`` is suppressed: an order is a business
+        fact, so a shop feed storing it again must neither fail nor bring the erased
+        person's data back."""
         email = order.customer_email
         if not email or (previous is not None and previous.customer_email == email):
             return order
@@ -459,7 +472,10 @@ class Privacy:
         if not found:
             return order
         changes: dict[str, Any] = {n: _empty(getattr(order, n)) for n in personal_fields(Order)}
-        changes["custom"] = self._keep_custom(Order.collection, order.custom, keep_undefined=True)
+        kept = self._keep_custom(Order.collection, order.custom, keep_undefined=True)
+        # a required field keeps its value: without it the order could not be stored
+        required = {d.name for d in self._definitions(Order.collection) or () if d.required}
+        changes["custom"] = {**kept, **{k: v for k, v in order.custom.items() if k in required}}
         return attrs.evolve(order, **changes)
 
     # --- export -----------------------------------------------------------------------
@@ -696,10 +712,13 @@ class Privacy:
                 or any(f in t for f in folded for t in texts)
             ):
                 interactions[item.id] = item
+        owned: set[str] = set()  # the records that are the person's alone
         for item in interactions.values():
             wipe = item.id in tied and _owned(item, contact_id, parents)
             self._rewrite(crm.interactions, item, redactor, wipe=wipe)
             touch("interactions", item)
+            if wipe:
+                owned.add(item.id or "")
         for name in (
             "tasks",
             "tickets",
@@ -713,6 +732,8 @@ class Privacy:
                 own = _owned(record, contact_id, parents)
                 self._rewrite(repo, record, redactor, wipe=False, own=own)
                 touch(repo.entity.collection, record)
+                if own:
+                    owned.add(record.id or "")
         # the person's own orders and survey answers: the personal fields (name, email,
         # address, comment) are emptied; amounts, lines, dates and scores stay. Those of
         # someone else too (a guest order at the person's address linked to another
@@ -723,6 +744,8 @@ class Privacy:
                 wipe = _owned(record, contact_id, parents)
                 self._rewrite(repo, record, redactor, wipe=wipe)
                 touch(repo.entity.collection, record)
+                if wipe:
+                    owned.add(record.id or "")
         if related["articles"]:
             self._compact_text_index()
         for change in self._stage_changes(touched):
@@ -757,7 +780,7 @@ class Privacy:
             touched.setdefault(collection, set()).update(ids)
         # last: the audit entries of every write above included
         for collection, ids in touched.items():
-            self._scrub_audit(collection, ids, redactor, snapshots=snapshots)
+            self._scrub_audit(collection, ids, redactor, snapshots=snapshots, owned=owned)
         # the other contacts of merges that were undone: their history holds the person's
         # values from the time they were one record
         self._scrub_others(related["merges"], contact_id, {contact_id} | merged, redactor)
@@ -919,9 +942,7 @@ class Privacy:
                 new = self._redact_custom(collection, kept, redactor)
             else:
                 new = self._redact_value(value, redactor)
-            limit = a.metadata.get("max_length")
-            if isinstance(new, str) and limit is not None and len(new) > limit:
-                new = new[:limit]  # "[erased]" is longer than a short name it replaces
+            new = _fit(a, new)
             if new != value:
                 changes[a.name] = new
         if changes:
@@ -945,7 +966,7 @@ class Privacy:
                 }
                 value = attrs.evolve(value, **wiped)
             changes = {
-                a.name: self._redact_value(getattr(value, a.name), redactor)
+                a.name: _fit(a, self._redact_value(getattr(value, a.name), redactor))
                 for a in attrs.fields(type(value))
                 if isinstance(getattr(value, a.name), str)
             }
@@ -1019,8 +1040,9 @@ class Privacy:
             redactor,
         )
         # the consent history is the legal record of consent: only its free text is redacted
+        source = attrs.fields(Consent).source
         changes["consents"] = tuple(
-            attrs.evolve(c, source=redactor.text(c.source)) if c.source else c
+            attrs.evolve(c, source=_fit(source, redactor.text(c.source))) if c.source else c
             for c in contact.consents
         )
         changes.update({name: _empty(getattr(contact, name)) for name in _ALSO_EMPTIED})
@@ -1034,10 +1056,13 @@ class Privacy:
         redactor: _Redactor,
         *,
         snapshots: Mapping[str, str | None],
+        owned: Collection[str] = (),
     ) -> None:
         """Empty the personal values of the audit entries of these records and redact the
         person's identifiers in the rest; a merge's snapshots are erased as the merge
-        record's own (``snapshots``: merge id -> whose documents)."""
+        record's own (``snapshots``: merge id -> whose documents). Custom fields defined
+        personal or sensitive lose their values only in the history of the records that
+        are the person's alone (``owned``), as on the records themselves."""
         entity = _COLLECTIONS.get(collection)
         personal = set(personal_fields(entity)) if entity is not None else set()
         if entity is Contact:  # emptied on the tombstone: in its history too
@@ -1058,10 +1083,19 @@ class Privacy:
                     elif root in personal:  # a contact's: personal unless defined otherwise
                         is_personal = tags is None or tags.get(custom_key, "p") is not None
                     else:  # another record's: when defined personal or sensitive
-                        is_personal = tags is not None and tags.get(custom_key) is not None
+                        is_personal = (
+                            entry.record_id in owned
+                            and tags is not None
+                            and tags.get(custom_key) is not None
+                        )
                     if is_personal and isinstance(change, Mapping):
                         changes[field] = dict.fromkeys(change)
-                    elif field == "custom" and tags and isinstance(change, Mapping):
+                    elif (
+                        field == "custom"
+                        and tags
+                        and entry.record_id in owned
+                        and isinstance(change, Mapping)
+                    ):
                         # the whole mapping changed: its fields defined personal or
                         # sensitive go, the rest is redacted
                         changes[field] = {
@@ -1181,11 +1215,25 @@ def _deals_of(contact_id: str) -> Expr:
     return where | F(f"contact_roles.{contact_id}").exists()
 
 
+def _fit(field: attrs.Attribute[Any], value: Any) -> Any:
+    """``value`` cut to the text field's ``max_length``: ``[erased]`` is longer than a
+    short name it replaces, and erasure must not fail on a text it made too long."""
+    limit = field.metadata.get("max_length")
+    if isinstance(value, str) and limit is not None and len(value) > limit:
+        return value[:limit]
+    return value
+
+
 def _owned(record: Any, contact_id: str, parents: Mapping[str, Mapping[str, set[str]]]) -> bool:
-    """Whether a record tied to the person is theirs alone: the contacts it names, or when
-    it names none, those of the person's ticket or deal it belongs to (``parents``:
-    reference field -> id -> contacts), are only the person. A guest order names no one."""
-    named = {*getattr(record, "contact_ids", ()), getattr(record, "contact_id", None)}
+    """Whether a record tied to the person is theirs alone: the contacts it names (a deal's
+    ``contact_roles`` included), or when it names none, those of the person's ticket or
+    deal it belongs to (``parents``: reference field -> id -> contacts), are only the
+    person. A guest order names no one."""
+    named = {
+        *getattr(record, "contact_ids", ()),
+        *getattr(record, "contact_roles", {}),
+        getattr(record, "contact_id", None),
+    }
     named.discard(None)
     if not named:
         for field, people in parents.items():
@@ -1272,8 +1320,9 @@ def _undone_values(
 
 def _left_out(changes: Mapping[str, Any], values: Mapping[str, list[Any]]) -> dict[str, Any]:
     """Audit ``changes`` without ``values`` (by field): an old or new value equal to one of
-    them is ``None``, and a list loses the items the lists among them hold. A value the
-    record shared with the other contact goes too: it cannot be told apart."""
+    them is ``None``, a list loses the items the lists among them hold, and a mapping the
+    entries their mappings hold. A value the record shared with the other contact goes
+    too: it cannot be told apart."""
     out: dict[str, Any] = {}
     for field, change in changes.items():
         known = values.get(field.split(".")[0])
@@ -1286,6 +1335,11 @@ def _left_out(changes: Mapping[str, Any], values: Mapping[str, list[Any]]) -> di
             value = plain(value)
             if isinstance(value, list) and items:
                 value = [i for i in value if json.dumps(i, sort_keys=True) not in items]
+            elif isinstance(value, dict):  # custom, address: part by part
+                parts = [k for k in known if isinstance(k, dict)]
+                value = {
+                    k: v for k, v in value.items() if not any(k in o and o[k] == v for o in parts)
+                }
             elif value in known:
                 value = None
             side[name] = value

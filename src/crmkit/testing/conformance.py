@@ -1532,6 +1532,22 @@ class ConformanceSuite(
             _transaction(crm, lambda: crm.after_commit(lambda: ran.append("gone")), fail=True)
         assert ran == ["now", "Ada", "inner"]
 
+        def fail() -> None:
+            raise _Boom
+
+        # committed: a failing subscriber or callback does not stop the others
+        crm.events.subscribe(Created, lambda event: fail())
+
+        def work() -> None:
+            crm.contacts.add(_contact("Bob"))
+            crm.after_commit(fail)
+            crm.after_commit(lambda: ran.append("still"))
+
+        with pytest.raises(_Boom):
+            _transaction(crm, work)
+        assert ran[-1] == "still"
+        assert crm.contacts.count(F.first_name == "Bob") == 1
+
     # --- differential property tests --------------------------------------------------------
 
     @_DIFFERENTIAL

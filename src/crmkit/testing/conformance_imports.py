@@ -288,11 +288,15 @@ class ImportExportConformance:
         lines.append(json.dumps({"first_name": "K", "external_ids": {"shop": "K-1"}}))
         lines.append(json.dumps({"first_name": "E", "external_ids": {"erp": "E-1", "x": "1"}}))
         lines.append(json.dumps({"first_name": "B", "external_ids": {"bad key": "B-1"}}))
+        # two rows naming the same ids in another order agree on the source
+        lines.append(json.dumps({"first_name": "S", "external_ids": {"shop": "S-1", "crm": "X"}}))
+        lines.append(json.dumps({"first_name": "S", "external_ids": {"crm": "X", "shop": "S-1"}}))
         text = "\n".join(lines) + "\n"
         first = crm.imports.jsonl(io.StringIO(text), batch_size=2)
         again = crm.imports.jsonl(io.StringIO(text), batch_size=2)
-        assert (first.created, first.rejected) == (5, 1)  # the bad source is rejected
-        assert (again.created, again.unchanged, again.rejected) == (3, 2, 1)
+        assert (first.created, first.unchanged, first.rejected) == (6, 1, 1)  # bad source
+        assert (again.created, again.unchanged, again.rejected) == (3, 4, 1)
+        assert crm.contacts.count(F.external_ids.crm == "X") == 1
         assert crm.contacts.count(F.external_ids.shop == "K-1") == 1
         assert crm.contacts.count(F.external_ids.erp == "E-1") == 1
 

@@ -236,6 +236,9 @@ class PermissionsConformance:
         with pytest.raises(crmkit.NotFound):
             alice.contacts.get(org["cat"].id)
         assert alice.contacts.get_many([org["cat"].id, org["ann"].id])[0].first_name == "ann"
+        for missing in (["a", "list"], 5, "no-such-id"):
+            with pytest.raises(crmkit.NotFound):
+                alice.contacts.delete(missing)  # type: ignore[arg-type]
 
     def test_hidden_fields_are_masked_and_unusable(self, crm: CRM, org: dict[str, Any]) -> None:
         alice = crm.as_user(org["alice"].id)

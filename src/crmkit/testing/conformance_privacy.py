@@ -1212,10 +1212,15 @@ class PrivacyConformance:
                 **fields,
             )
 
-        crm.orders.upsert(order("S-1", EMAIL, contact_id=ada.id))
+        crm.schema.define_field("orders", "channel", "text", required=True, sensitivity="personal")
+        crm.schema.define_field("orders", "gift_note", "text", sensitivity="personal")
+        notes = {"channel": "web", "gift_note": f"for {FIRST}"}
+        crm.orders.upsert(order("S-1", EMAIL, contact_id=ada.id, custom=notes))
         crm.privacy.erase(ada.id or "")
-        again = crm.orders.upsert(order("S-1", EMAIL, contact_id=ada.id))  # the feed again
-        guest = crm.orders.upsert(order("S-2", EMAIL.upper()))
+        again = crm.orders.upsert(order("S-1", EMAIL, contact_id=ada.id, custom=notes))
+        # the feed again: a required field is kept, else the order could not be stored
+        assert again.custom == {"channel": "web"}
+        guest = crm.orders.upsert(order("S-2", EMAIL.upper(), custom={"channel": "shop"}))
         for stored in (again, guest, *(crm.orders.get(o.id or "") for o in (again, guest))):
             assert (stored.customer_name, stored.customer_email) == (None, None)
             assert stored.shipping_address is None
@@ -1223,13 +1228,14 @@ class PrivacyConformance:
         assert crm.orders.get(again.id or "").contact_id == ada.id
         feed = crm.orders.upsert_many(
             [
-                order("S-3", EMAIL),
+                order("S-3", EMAIL, custom={"channel": "web"}),
                 Order(
                     external_id="S-4",
                     placed_at=AT,
                     customer_name="Bob",
                     customer_email="bob@bob.example",
                     lines=lines,
+                    custom={"channel": "web"},
                 ),
             ]
         )
@@ -1257,7 +1263,9 @@ class PrivacyConformance:
         """A merge later undone wrote one person's values into the other's history: one
         person's export holds none of the other's, and erasing one takes their values out
         of the other's history while the other's own values stay."""
-        grace = crm.contacts.add(Contact(first_name="Grace", emails=("grace@g.example",)))
+        grace = crm.contacts.add(
+            Contact(first_name="Grace", emails=("grace@g.example",), custom={"tier": "gold"})
+        )
         bob = crm.contacts.add(
             Contact(
                 first_name="Bob",
@@ -1265,11 +1273,18 @@ class PrivacyConformance:
                 title="CFO at Initech",
                 emails=("bob.smithers@initech.example",),
                 phones=("+12125550111",),
+                custom={"diagnosis": "Bobsecret asthma"},
             )
         )
         merge = crm.dedupe.merge(grace.id or "", [bob.id or ""])
         crm.dedupe.unmerge(merge.id or "")
-        bobs = ("Smithers", "CFO at Initech", "bob.smithers@initech.example", "2125550111")
+        bobs = (
+            "Smithers",
+            "CFO at Initech",
+            "bob.smithers@initech.example",
+            "2125550111",
+            "Bobsecret",
+        )
         exported = json.dumps(crm.privacy.export(grace.id or ""))
         for term in bobs:
             assert term not in exported, term
@@ -1279,6 +1294,7 @@ class PrivacyConformance:
         for term in bobs:
             assert term.encode() not in dump, term
         assert crm.contacts.get(grace.id or "").emails == ("grace@g.example",)
+        assert crm.contacts.get(grace.id or "").custom == {"tier": "gold"}
         grace_history = json.dumps(crm.privacy.export(grace.id or "")["audit_entries"])
         assert "grace@g.example" in grace_history
 
@@ -1306,3 +1322,54 @@ class PrivacyConformance:
         assert crm.tickets.get(own.id or "").custom == {"product": "Lift"}
         assert crm.tickets.get(other.id or "").custom == {"medical_note": "asthma"}
         assert b"uses a wheelchair" not in raw_dump(crm)
+
+    def test_privacy_erase_cuts_nested_texts_and_keeps_shared_records_custom_history(
+        self, crm: CRM
+    ) -> None:
+        """Texts inside values (a consent's source, a participant's name) that ``[erased]``
+        makes too long are cut too; a deal naming someone else (also only as a role) keeps
+        its sensitive custom fields and their history; a short national number is only
+        recognized with its country code."""
+        crm.schema.define_field("deals", "medical_note", "text", sensitivity="sensitive")
+        long = " ".join(["Al"] * 166)
+        al = crm.contacts.add(
+            Contact(
+                first_name="Al",
+                phones=("+6834002",),
+                consents=(Consent(purpose="calls", granted=True, at=AT, source=long),),
+            )
+        )
+        bob = crm.contacts.add(Contact(first_name="Bob"))
+        note = crm.interactions.add(
+            Interaction(
+                kind=InteractionKind.EMAIL,
+                occurred_at=AT,
+                body="hi",
+                contact_ids=(al.id or "", bob.id or ""),
+                participants=(
+                    Participant(role=ParticipantRole.TO, address="x@x.example", name=long),
+                ),
+            )
+        )
+        shared = crm.deals.add(
+            Deal(name="Order of 4002 units", contact_ids=(al.id or "", bob.id or ""))
+        )
+        shared = crm.deals.update(attrs.evolve(shared, custom={"medical_note": "Bob: asthma"}))
+        role = crm.deals.add(
+            Deal(
+                name="Call +683 4002",
+                contact_ids=(al.id or "",),
+                contact_roles={bob.id or "": "champion"},
+                custom={"medical_note": "Bob: allergy"},
+            )
+        )
+        tombstone = crm.privacy.erase(al.id or "")
+        assert len(tombstone.consents[0].source or "") == 500
+        assert tombstone.consent("calls") is True
+        assert len(crm.interactions.get(note.id or "").participants[0].name or "") == 500
+        assert crm.deals.get(shared.id or "").custom == {"medical_note": "Bob: asthma"}
+        assert crm.deals.get(shared.id or "").name == "Order of 4002 units"
+        assert crm.deals.get(role.id or "").custom == {"medical_note": "Bob: allergy"}
+        assert crm.deals.get(role.id or "").name == "Call [erased]"
+        history = json.dumps(crm.privacy.export(bob.id or "")["audit_entries"])
+        assert "Bob: asthma" in history

@@ -1283,19 +1283,14 @@ def _others_left_out(doc: Any, contact_id: str) -> Any:
 def _others_identifiers(merges: Iterable[MergeRecord], contact_id: str) -> set[str]:
     """The emails and phones of the other contacts of merges that were undone: a contact's
     history holds them from the time it was merged with them, and they are not its own."""
-    found: set[str] = set()
-    for merge in merges:
-        if merge.unmerged_at is None:
-            continue
-        emails: set[str] = set()
-        phones: set[str] = set()
-        snapshot = merge.snapshot
-        docs = [snapshot.get("survivor"), *(snapshot.get("duplicates") or ())]
-        for doc in docs:
-            if isinstance(doc, Mapping) and doc.get("id") != contact_id:
-                Privacy._identifiers(doc, emails, phones, set(), only=None)
-        found |= emails | phones
-    return found
+    theirs = _undone_values(merges, lambda i: i != contact_id)
+    return {
+        value
+        for field in ("emails", "phones")
+        for values in theirs.get(field, ())
+        for value in values
+        if isinstance(value, str)
+    }
 
 
 def _undone_values(

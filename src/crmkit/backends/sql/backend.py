@@ -801,10 +801,10 @@ class _Insert:
         dialect = conn.dialect
         mark = "?" if dialect.paramstyle == "qmark" else "%s"
         columns = ", ".join(names)
-        self._head = f"INSERT INTO {table} ({columns}) VALUES "
-        self._row = f"({', '.join([mark] * len(names))})"
+        head = f"INSERT INTO {table} ({columns}) VALUES "
+        row = f"({', '.join([mark] * len(names))})"
         #: The one-row statement (executemany's).
-        self.one = self._head + self._row
+        self.one = head + row
         copy = dialect.name == "postgresql" and dialect.driver == "psycopg"
         self._copy = f"COPY {table} ({columns}) FROM STDIN" if copy else None
         self._sizes: tuple[int, ...] = ()
@@ -814,7 +814,7 @@ class _Insert:
             # 999 is the smallest limit SQLite was ever built with (before 3.32)
             limit = getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) if getlimit else 999
             self._sizes = tuple(n for n in _MULTI_ROWS if n * len(names) <= limit)
-        self._texts = {n: self._head + ", ".join([self._row] * n) for n in self._sizes}
+        self._texts = {n: head + ", ".join([row] * n) for n in self._sizes}
 
     def run(self, conn: Connection, rows: Sequence[Any]) -> None:
         """Insert ``rows`` (tuples in column order). Raises driver or SQLAlchemy errors
